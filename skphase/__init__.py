@@ -1,0 +1,6 @@
+"""skphase: scikit-learn estimators on torch for studying how deep image classifiers
+remove spatial variability and separate classes."""
+
+__version__ = "0.1.0.dev0"
+
+__all__ = []

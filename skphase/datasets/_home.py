@@ -1,0 +1,31 @@
+"""Where skphase looks for datasets that users provide themselves."""
+
+import os
+from pathlib import Path
+
+__all__ = ["get_data_home"]
+
+
+def get_data_home(data_home=None):
+    """Folder holding user-provided datasets.
+
+    Parameters
+    ----------
+    data_home : str or path-like or None
+        Used as given when not None. Otherwise the environment variable
+        ``SKPHASE_DATA`` is used when set, else ``~/skphase_data``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created).
+
+    Notes
+    -----
+    Each dataset lives in a sub-folder named after it, e.g.
+    ``<data_home>/fashion-mnist/train-images-idx3-ubyte.gz`` or
+    ``<data_home>/cifar-10-batches-py/data_batch_1``.
+    """
+    if data_home is None:
+        data_home = os.environ.get("SKPHASE_DATA", Path("~") / "skphase_data")
+    return Path(data_home).expanduser()

@@ -1,0 +1,3 @@
+"""scikit-learn estimators wrapping the torch layers."""
+
+__all__ = []

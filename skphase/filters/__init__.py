@@ -1,0 +1,3 @@
+"""Fixed filter banks, built by pure functions (no state, no sklearn)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Measurements on representations: stability, invariance, separation, feature ansatz."""
+
+__all__ = []

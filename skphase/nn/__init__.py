@@ -1,0 +1,3 @@
+"""torch modules and functional ops (no sklearn)."""
+
+__all__ = []

@@ -1,0 +1,20 @@
+"""Utilities shared by every layer: device resolution, image validation, batching."""
+
+from ._device import resolve_device
+from ._images import check_images, infer_image_shape, is_integer, min_image_size_error
+from ._progress import progress_bar
+from ._torch import iter_batches, make_generator, map_batches, seed_from_random_state, to_numpy
+
+__all__ = [
+    "check_images",
+    "infer_image_shape",
+    "is_integer",
+    "iter_batches",
+    "make_generator",
+    "map_batches",
+    "min_image_size_error",
+    "progress_bar",
+    "resolve_device",
+    "seed_from_random_state",
+    "to_numpy",
+]

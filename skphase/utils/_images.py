@@ -1,0 +1,151 @@
+"""Validation of image batches: every estimator reads images through here."""
+
+import math
+import numbers
+
+import numpy as np
+import torch
+
+__all__ = ["check_images", "infer_image_shape", "min_image_size_error"]
+
+
+def infer_image_shape(n_features, image_shape=None):
+    """Image shape ``(C, H, W)`` for flat rows of ``n_features`` values.
+
+    Parameters
+    ----------
+    n_features : int
+        Length of each flat row.
+    image_shape : tuple of int or None
+        ``(H, W)`` or ``(C, H, W)``. When None, a row whose length is a
+        perfect square ``s**2`` is read as one ``s x s`` grey image and any
+        other row as a one-pixel-high image ``1 x d`` (a 1-D signal).
+
+    Returns
+    -------
+    tuple of int
+        ``(C, H, W)``.
+    """
+    if image_shape is None:
+        side = math.isqrt(n_features)
+        if side * side == n_features:
+            return (1, side, side)
+        return (1, 1, n_features)
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 2:
+        shape = (1,) + shape
+    if len(shape) != 3 or any(s < 1 for s in shape):
+        raise ValueError(
+            f"image_shape={image_shape!r} must be (H, W) or (C, H, W) with positive sizes."
+        )
+    if math.prod(shape) != n_features:
+        raise ValueError(
+            f"image_shape={image_shape!r} holds {math.prod(shape)} values but each row of X "
+            f"has {n_features}; pass the shape of one image."
+        )
+    return shape
+
+
+def _as_tensor(X, dtype):
+    if isinstance(X, torch.Tensor):
+        X = X.detach()
+        if X.is_complex():
+            raise ValueError("X is complex; pass real-valued images.")
+        return X.to(dtype=dtype)
+    try:
+        array = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"X could not be read as an array: {exc}") from exc
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+    ):
+        raise ValueError(f"X must hold numbers, got an array of dtype {array.dtype}.")
+    if np.iscomplexobj(array):
+        raise ValueError("X is complex; pass real-valued images.")
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype=dtype)
+
+
+def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, name="X"):
+    """Validate a batch of images and return it as a ``(n, C, H, W)`` tensor.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor
+        ``(n, C, H, W)``, ``(n, H, W)`` (one channel) or flat ``(n, d)``.
+    image_shape : tuple of int or None
+        Shape of one image for flat input; see :func:`infer_image_shape`.
+        Ignored (but checked for consistency) for image-shaped input.
+    dtype : torch.dtype, default=torch.float32
+    min_samples : int, default=1
+        Fewer samples raise a ValueError.
+    name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    torch.Tensor
+        Contiguous CPU tensor of shape ``(n, C, H, W)`` and the given dtype.
+
+    Raises
+    ------
+    ValueError
+        On sparse input, a wrong number of dimensions, NaN or infinite values,
+        too few samples, or a flat row length that does not match ``image_shape``.
+    """
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise TypeError(f"{name} is a sparse matrix; skphase works on dense images. Use {name}.toarray().")
+    tensor = _as_tensor(X, dtype)
+    if tensor.ndim == 2:
+        shape = infer_image_shape(tensor.shape[1], image_shape)
+        tensor = tensor.reshape((tensor.shape[0],) + shape)
+    elif tensor.ndim == 3:
+        tensor = tensor.unsqueeze(1)
+    elif tensor.ndim != 4:
+        raise ValueError(
+            f"{name} must have shape (n, C, H, W), (n, H, W) or flat (n, d) with image_shape; "
+            f"got an array with {tensor.ndim} dimension(s) of shape {tuple(tensor.shape)}. "
+            "Reshape a single image with X[None]."
+        )
+    if image_shape is not None and _disagrees_with_image_shape(tensor, image_shape):
+        raise ValueError(
+            f"{name} has images of shape {tuple(tensor.shape[1:])} but image_shape={tuple(image_shape)}; "
+            "drop image_shape or make it match."
+        )
+    n = tensor.shape[0]
+    if n < min_samples:
+        raise ValueError(
+            f"Found array with {n} sample(s) (shape={tuple(tensor.shape)}) while a minimum of "
+            f"{min_samples} is required."
+        )
+    if tensor.numel() > 0 and not torch.isfinite(tensor).all():
+        raise ValueError(f"Input {name} contains NaN or infinity; remove or impute those values first.")
+    return tensor.contiguous()
+
+
+def _disagrees_with_image_shape(tensor, image_shape):
+    """True when an image-shaped batch disagrees with ``image_shape``."""
+    expected = tuple(int(s) for s in image_shape)
+    return tuple(tensor.shape[1:])[-len(expected):] != expected
+
+
+def min_image_size_error(image_hw, min_hw, reason):
+    """A ValueError for images smaller than an estimator needs.
+
+    Parameters
+    ----------
+    image_hw : tuple of int
+        ``(H, W)`` of the input images.
+    min_hw : tuple of int
+        Smallest ``(H, W)`` accepted.
+    reason : str
+        What needs that size, e.g. ``"n_blocks=4 subsamplings by 2"``.
+    """
+    return ValueError(
+        f"Images of size {tuple(image_hw)} are too small for {reason}: at least "
+        f"{tuple(min_hw)} is needed. Use fewer scales/blocks or larger images."
+    )
+
+
+def is_integer(value):
+    """True for Python and numpy integers (not bools)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
