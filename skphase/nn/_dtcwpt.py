@@ -1,0 +1,266 @@
+"""2-D dual-tree complex wavelet packet transform (DT-CWPT) in torch: forward, inverse, pooled paths.
+
+Design (why it is fast): the 2-D transform is separable, and the 1-D packet
+decomposition of one tree at level ``J`` equals one strided convolution with
+the composite filter of each packet (noble identities). So the whole transform
+is two convolutions -- along the width with the ``2 * 2**J`` composite filters
+of trees a and b, then along the height with the same filters -- instead of a
+cascade over ``J`` levels, ``4**j`` nodes and four trees. Circular boundaries
+make every real tree an orthogonal transform, and the complex combination is an
+orthogonal mixing scaled to a Parseval frame, so the inverse is the adjoint
+(transposed convolutions followed by a circular fold).
+
+Layout: an input ``(..., H, W)`` gives ``(..., 2 * 4**J, H / 2**J, W / 2**J)``
+complex coefficients; channel ``(kx * 2**J + ky) * 2 + s`` is packet ``kx``
+along the width and ``ky`` along the height, with centre frequency
+``(+xi_kx, +xi_ky)`` for ``s = 0`` and ``(+xi_kx, -xi_ky)`` for ``s = 1``
+(see :func:`skphase.filters.dtcwpt_packet_info`).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..filters._qshift import _check_J, packet_filters_1d
+
+__all__ = ["dtcwpt2d", "idtcwpt2d", "dtcwpt_pool", "DTCWPT2d", "IDTCWPT2d", "POOLINGS"]
+
+POOLINGS = ("modulus", "max", "real", "none")
+_SCALE = 1.0 / (2.0 * math.sqrt(2.0))  # Parseval: sum |z|^2 = ||x||^2
+
+
+def _filters(J, like):
+    """Composite filters as cross-correlation kernels ``(2 * 2**J, L)`` (trees a then b)."""
+    bank = torch.as_tensor(packet_filters_1d(J)[..., ::-1].copy(), dtype=like.dtype, device=like.device)
+    return bank.reshape(-1, bank.shape[-1])
+
+
+def _wrap_index(n, stride, taps, device):
+    """Indices of the circularly padded signal read by a strided convolution (and folded by its adjoint)."""
+    return torch.remainder(torch.arange(n - stride + taps, device=device) - (taps - 1), n)
+
+
+def _check_input(x, J, name="x"):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (..., H, W); got a tensor of shape {tuple(x.shape)}.")
+    J = _check_J(J)
+    height, width = x.shape[-2:]
+    size = 2**J
+    if height % size or width % size:
+        fix = (-(-height // size) * size, -(-width // size) * size)
+        raise ValueError(
+            f"The DT-CWPT with J={J} needs image height and width divisible by 2**J = {size}; got "
+            f"{(height, width)}. Pad the images to {fix} (e.g. torch.nn.functional.pad) or use fewer levels."
+        )
+    return J
+
+
+def _trees(x, J, stride):
+    """Real coefficients of the four separable trees: ``(N, 2, P, 2, P, h, w)`` over (tree, packet) per axis."""
+    weight = _filters(J, x)
+    n_out, taps = weight.shape
+    height, width = x.shape[-2:]
+    rows = x.reshape(-1, 1, height, width)
+    rows = rows.index_select(3, _wrap_index(width, stride, taps, x.device))
+    rows = F.conv2d(rows, weight.view(n_out, 1, 1, taps), stride=(1, stride))  # (N, 2P, H, w)
+    cols = rows.reshape(-1, 1, height, rows.shape[-1])
+    cols = cols.index_select(2, _wrap_index(height, stride, taps, x.device))
+    cols = F.conv2d(cols, weight.view(n_out, 1, taps, 1), stride=(stride, 1))  # (N*2P, 2P, h, w)
+    P = n_out // 2
+    return cols.reshape(-1, 2, P, 2, P, cols.shape[-2], cols.shape[-1])
+
+
+def dtcwpt2d(x, J, *, oversample=False):
+    """Forward 2-D DT-CWPT with circular boundaries.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (..., H, W)
+        Real float32/float64 images on any device; H and W divisible by ``2**J``.
+    J : int >= 1
+        Number of packet levels: ``2 * 4**J`` complex maps per input map.
+    oversample : bool, default=False
+        Skip the sub-sampling of the last level (outputs at stride ``2**(J-1)``
+        instead of ``2**J``): the input of the max-pooling path. Not invertible
+        with :func:`idtcwpt2d`.
+
+    Returns
+    -------
+    torch.Tensor of shape (..., 2 * 4**J, H / s, W / s)
+        Complex (complex64 for float32 input, complex128 for float64), with
+        ``s = 2**J`` (``2**(J-1)`` when oversampled). Without oversampling the
+        transform is a Parseval frame: ``sum |z|^2 == sum x^2``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    >>> z = dtcwpt2d(x, 2)
+    >>> tuple(z.shape), z.dtype
+    ((2, 3, 32, 4, 4), torch.complex128)
+    >>> bool(torch.allclose(z.abs().pow(2).sum(), x.pow(2).sum()))
+    True
+    >>> bool(torch.allclose(idtcwpt2d(z, 2), x))
+    True
+    """
+    J = _check_input(x, J)
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a float32 or float64 tensor, got {x.dtype}.")
+    stride = 2 ** (J - 1) if oversample else 2**J
+    R = _trees(x, J, stride)
+    aa, ab = R[:, 0, :, 0], R[:, 0, :, 1]  # (tree along width, tree along height)
+    ba, bb = R[:, 1, :, 0], R[:, 1, :, 1]
+    z_pp = torch.complex(aa - bb, ab + ba)  # (psi_a + i psi_b)(x) (psi_a + i psi_b)(y)
+    z_pm = torch.complex(aa + bb, ba - ab)  # (psi_a + i psi_b)(x) conj(psi_a + i psi_b)(y)
+    z = torch.stack((z_pp, z_pm), dim=3) * _SCALE  # (N, Px, Py, 2, h, w)
+    return z.reshape(x.shape[:-2] + (-1,) + z.shape[-2:])
+
+
+def idtcwpt2d(z, J):
+    """Inverse (adjoint) of :func:`dtcwpt2d` (not oversampled).
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (..., 2 * 4**J, h, w), complex
+    J : int >= 1
+
+    Returns
+    -------
+    torch.Tensor of shape (..., h * 2**J, w * 2**J), real
+        Exact reconstruction when ``z = dtcwpt2d(x, J)``; otherwise the image
+        whose transform is nearest to ``z`` (orthogonal projection of a Parseval frame).
+    """
+    J = _check_J(J)
+    if not isinstance(z, torch.Tensor) or not z.is_complex():
+        raise TypeError("z must be a complex torch.Tensor as returned by dtcwpt2d.")
+    P = 2**J
+    if z.ndim < 3 or z.shape[-3] != 2 * P * P:
+        raise ValueError(
+            f"z must have shape (..., {2 * P * P}, h, w) for J={J}; got {tuple(z.shape)}. "
+            "Pass the J used in the forward transform."
+        )
+    h, w = z.shape[-2:]
+    zz = z.reshape((-1, P, P, 2, h, w)) * _SCALE
+    re_pp, im_pp = zz[:, :, :, 0].real, zz[:, :, :, 0].imag
+    re_pm, im_pm = zz[:, :, :, 1].real, zz[:, :, :, 1].imag
+    aa, bb = re_pp + re_pm, re_pm - re_pp  # adjoint of the orthogonal complex combination
+    ab, ba = im_pp - im_pm, im_pp + im_pm
+    R = torch.stack((torch.stack((aa, ab), dim=2), torch.stack((ba, bb), dim=2)), dim=1)  # (N,2,P,2,P,h,w)
+    weight = _filters(J, R)
+    n_out, taps = weight.shape
+    height, width = h * P, w * P
+    cols = R.reshape(-1, n_out, h, w)
+    cols = F.conv_transpose2d(cols, weight.view(n_out, 1, taps, 1), stride=(P, 1))
+    idx = _wrap_index(height, P, taps, z.device)
+    cols = cols.new_zeros(cols.shape[:2] + (height, w)).index_add(2, idx, cols)
+    rows = cols.reshape(-1, n_out, height, w)
+    rows = F.conv_transpose2d(rows, weight.view(n_out, 1, 1, taps), stride=(1, P))
+    idx = _wrap_index(width, P, taps, z.device)
+    rows = rows.new_zeros(rows.shape[:3] + (width,)).index_add(3, idx, rows)
+    return rows.reshape(z.shape[:-3] + (height, width))
+
+
+def dtcwpt_pool(x, J, pooling="modulus"):
+    """The DT-CWPT followed by one of the non-linear paths compared in Leterme et al.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (..., H, W)
+    J : int >= 1
+        Output stride ``2m = 2**J``.
+    pooling : {"modulus", "max", "real", "none"}
+        - "modulus": ``|x * W|`` sub-sampled by ``2m`` (the complex modulus path);
+        - "max": ``MaxPool3x3/2((x * Re W) sub-sampled by m)`` with circular padding
+          (the real CNN path; grid of 3 x 3 points spaced ``m`` apart);
+        - "real": ``Re(x * W)`` sub-sampled by ``2m`` (linear, no pooling);
+        - "none": the complex coefficients.
+
+    Returns
+    -------
+    torch.Tensor of shape (..., 2 * 4**J, H / 2**J, W / 2**J)
+        Real, except complex for "none".
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(1, 1, 32, 32)
+    >>> dtcwpt_pool(x, 2, "max").shape
+    torch.Size([1, 1, 32, 8, 8])
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+    if pooling == "max":
+        real = dtcwpt2d(x, J, oversample=True).real
+        lead = real.shape[:-2]
+        flat = F.pad(real.reshape((-1,) + real.shape[-3:]), (1, 1, 1, 1), mode="circular")
+        pooled = F.max_pool2d(flat, kernel_size=3, stride=2)
+        return pooled.reshape(lead + pooled.shape[-2:])
+    z = dtcwpt2d(x, J)
+    if pooling == "modulus":
+        return z.abs()
+    if pooling == "real":
+        return z.real
+    return z
+
+
+class DTCWPT2d(torch.nn.Module):
+    """Module form of :func:`dtcwpt2d` / :func:`dtcwpt_pool`.
+
+    Parameters
+    ----------
+    J : int >= 1
+    pooling : {"none", "modulus", "max", "real"}, default="none"
+    flatten : bool, default=True
+        Merge input channels and packets: ``(n, C, H, W) -> (n, C * 2 * 4**J, h, w)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = DTCWPT2d(J=2, pooling="modulus")
+    >>> layer(torch.randn(4, 3, 32, 32)).shape
+    torch.Size([4, 96, 8, 8])
+    """
+
+    def __init__(self, J=2, pooling="none", flatten=True):
+        super().__init__()
+        self.J = _check_J(J)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+        self.pooling = pooling
+        self.flatten = flatten
+
+    def forward(self, x):
+        out = dtcwpt_pool(x, self.J, self.pooling)
+        if self.flatten and out.ndim >= 5:
+            out = out.flatten(-4, -3)
+        return out
+
+    def extra_repr(self):
+        return f"J={self.J}, pooling={self.pooling!r}, flatten={self.flatten}"
+
+
+class IDTCWPT2d(torch.nn.Module):
+    """Module form of :func:`idtcwpt2d` (accepts the flattened layout of :class:`DTCWPT2d`).
+
+    Parameters
+    ----------
+    J : int >= 1
+    n_channels : int or None, default=None
+        Input channels of the images; when given, ``(n, C * 2 * 4**J, h, w)`` is unflattened first.
+    """
+
+    def __init__(self, J=2, n_channels=None):
+        super().__init__()
+        self.J = _check_J(J)
+        self.n_channels = n_channels
+
+    def forward(self, z):
+        if self.n_channels is not None:
+            z = z.unflatten(-3, (self.n_channels, 2 * 4**self.J))
+        return idtcwpt2d(z, self.J)
+
+    def extra_repr(self):
+        return f"J={self.J}, n_channels={self.n_channels}"
