@@ -1,5 +1,9 @@
 """Measurements on representations: stability, invariance, separation, feature ansatz."""
 
-__all__ = []
+from ._probes import LayerCapture, as_batch_function, resolve_layers
+
+__all__ = ["LayerCapture", "as_batch_function", "resolve_layers"]
 from ._sensitivity import diffeo_sensitivity, layerwise_sensitivity, noise_sensitivity, relative_stability  # noqa: E402
 __all__ += ["diffeo_sensitivity", "layerwise_sensitivity", "noise_sensitivity", "relative_stability"]
+from ._separation import class_separation, layerwise_class_separation, separation_scores  # noqa: E402
+__all__ += ["class_separation", "layerwise_class_separation", "separation_scores"]

@@ -1,0 +1,337 @@
+"""Class separation of representations, layer by layer, in bounded memory.
+
+Four measures of how well a representation separates classes, as used to argue that phase
+collapse (not sparsity) separates class means (Guth, Zarka, Mallat, ICLR 2022; Zarka et al., 2021):
+
+- ``fisher_ratio``: between-class over within-class variance, ``tr(S_B) / tr(S_W)``;
+- ``calinski_harabasz``: the same ratio with degrees of freedom, ``tr(S_B)/(k-1) / (tr(S_W)/(n-k))``
+  (what :func:`sklearn.metrics.calinski_harabasz_score` computes);
+- ``ncm_accuracy``: accuracy of the nearest class mean (Euclidean);
+- ``probe_accuracy``: accuracy of a linear probe, a ridge classifier on one-vs-all +-1 targets
+  (what :class:`sklearn.linear_model.RidgeClassifier` fits), solved in closed form.
+
+Features are never stored: one pass accumulates per-class counts, sums and squared norms (and the
+Gram matrix of the probe), a second pass scores the nearest class mean and the probe. Layers wider
+than ``probe_features`` are compressed for the probe by a count sketch (feature hashing), which
+keeps inner products in expectation and the Gram matrix at ``probe_features^2``.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+
+from ..utils import check_images, iter_batches, seed_from_random_state
+from ._sensitivity import _Representations, _capture_target
+
+__all__ = ["separation_scores", "class_separation", "layerwise_class_separation"]
+
+
+def _check_labels(y, n, name="y"):
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must be a 1-D array of {n} labels (one per image), got shape {y.shape}.")
+    return y
+
+
+class _SeparationAccumulator:
+    """Streaming statistics of one representation for all four measures."""
+
+    def __init__(self, n_classes, probe_features, alpha, rng):
+        self.k, self.p_max, self.alpha, self.rng = n_classes, probe_features, alpha, rng
+        self.initialised = False
+
+    def _init(self, features):
+        d = features.shape[1]
+        dev = features.device
+        self.d = d
+        # Shift by the first batch's mean so that sums of squares do not cancel catastrophically.
+        self.shift = features.mean(dim=0)
+        self.counts = torch.zeros(self.k, dtype=torch.float64, device=dev)
+        self.sums = torch.zeros(self.k, d, dtype=torch.float64, device=dev)
+        self.squares = torch.zeros(self.k, dtype=torch.float64, device=dev)
+        self.sketch = None
+        if d > self.p_max:
+            self.sketch = (
+                torch.as_tensor(self.rng.integers(0, self.p_max, d), device=dev),
+                torch.as_tensor(self.rng.choice([-1.0, 1.0], d), dtype=torch.float64, device=dev),
+            )
+        p = min(d, self.p_max)
+        self.probe_shift = self._probe_features(features).mean(dim=0)
+        self.gram = torch.zeros(p, p, dtype=torch.float64, device=dev)
+        self.cross = torch.zeros(p, self.k, dtype=torch.float64, device=dev)
+        self.probe_sum = torch.zeros(p, dtype=torch.float64, device=dev)
+        self.target_sum = torch.zeros(self.k, dtype=torch.float64, device=dev)
+        self.initialised = True
+
+    def _probe_features(self, features):
+        if self.sketch is None:
+            return features
+        buckets, signs = self.sketch
+        out = torch.zeros(features.shape[0], self.p_max, dtype=torch.float64, device=features.device)
+        return out.index_add_(1, buckets, features * signs)
+
+    def fit_batch(self, features, labels):
+        features = features.double()
+        if not self.initialised:
+            self._init(features)
+        labels = labels.to(features.device)
+        centred = features - self.shift
+        onehot = torch.nn.functional.one_hot(labels, self.k).double()
+        self.counts += onehot.sum(dim=0)
+        self.sums += onehot.T @ centred
+        self.squares += onehot.T @ centred.pow(2).sum(dim=1)
+        z = self._probe_features(features) - self.probe_shift
+        targets = 2 * onehot - 1  # RidgeClassifier's one-vs-all +-1 coding
+        self.gram += z.T @ z
+        self.cross += z.T @ targets
+        self.probe_sum += z.sum(dim=0)
+        self.target_sum += targets.sum(dim=0)
+
+    def finalise(self, name):
+        n = self.counts.sum()
+        class_means = self.sums / self.counts[:, None]
+        grand_mean = self.sums.sum(dim=0) / n
+        within = float((self.squares - self.sums.pow(2).sum(dim=1) / self.counts).sum())
+        between = float((self.counts * (class_means - grand_mean).pow(2).sum(dim=1)).sum())
+        self.means = class_means + self.shift  # in the original coordinates
+        self.mean_norms = self.means.pow(2).sum(dim=1)
+        # Ridge probe with intercept: centre the accumulated moments, solve (Zc'Zc + a I) W = Zc'Yc.
+        z_mean, t_mean = self.probe_sum / n, self.target_sum / n
+        gram = self.gram - n * torch.outer(z_mean, z_mean)
+        cross = self.cross - n * torch.outer(z_mean, t_mean)
+        gram.diagonal().add_(self.alpha)
+        self.weights = torch.linalg.solve(gram, cross)
+        self.intercept = t_mean - z_mean @ self.weights
+        n, k = float(n), self.k
+        if within <= 1e-12 * (within + between) or within == 0:
+            warnings.warn(
+                f"Representation {name!r} has no within-class variance: every class collapses to a point, "
+                "so the Fisher ratio and the Calinski-Harabasz score are infinite.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            fisher = np.inf if between > 0 else np.nan
+        else:
+            fisher = between / within
+        return {
+            "n_features": int(self.d),
+            "fisher_ratio": fisher,
+            "calinski_harabasz": fisher * (n - k) / (k - 1) if n > k else np.nan,
+        }
+
+    def score_batch(self, features, labels):
+        features = features.double()
+        labels = labels.to(features.device)
+        dist = features.pow(2).sum(dim=1, keepdim=True) - 2 * features @ self.means.T + self.mean_norms
+        ncm = (dist.argmin(dim=1) == labels).sum().item()
+        scores = (self._probe_features(features) - self.probe_shift) @ self.weights + self.intercept
+        probe = (scores.argmax(dim=1) == labels).sum().item()
+        return ncm, probe
+
+
+def _separation_table(model, X, y, *, X_test, y_test, layers, include_input, include_output, probe_alpha,
+                      probe_features, batch_size, device, random_state, image_shape, dtype=torch.float32):
+    if probe_alpha < 0 or probe_features < 1 or batch_size < 1:
+        raise ValueError(
+            f"Need probe_alpha >= 0, probe_features >= 1 and batch_size >= 1; got {probe_alpha}, "
+            f"{probe_features}, {batch_size}."
+        )
+    input_ndim = np.ndim(X) if not isinstance(X, torch.Tensor) else X.ndim
+    images = check_images(X, image_shape=image_shape, min_samples=2, dtype=dtype)
+    y = _check_labels(y, images.shape[0])
+    classes, codes = np.unique(y, return_inverse=True)
+    if classes.shape[0] < 2:
+        raise ValueError(f"Class separation needs samples of at least 2 classes; y has only {classes.tolist()}.")
+    if images.shape[0] <= classes.shape[0]:
+        raise ValueError(f"Need more images ({images.shape[0]}) than classes ({classes.shape[0]}).")
+    if X_test is None:
+        test_images, test_codes = images, codes
+    else:
+        if y_test is None:
+            raise ValueError("X_test needs its labels y_test.")
+        test_images = check_images(X_test, image_shape=image_shape, name="X_test", dtype=dtype)
+        if test_images.shape[1:] != images.shape[1:]:
+            raise ValueError(f"X_test images {tuple(test_images.shape[1:])} differ from X's {tuple(images.shape[1:])}.")
+        y_test = _check_labels(y_test, test_images.shape[0], "y_test")
+        unseen = np.setdiff1d(y_test, classes)
+        if unseen.size:
+            raise ValueError(f"y_test has labels {unseen.tolist()[:10]} that y does not; a class mean needs training data.")
+        test_codes = np.searchsorted(classes, y_test)
+    reps = _Representations(model, layers=layers, include_input=include_input, include_output=include_output,
+                            input_ndim=input_ndim, device=device)
+    if reps.max_batch is not None:
+        batch_size = min(batch_size, int(reps.max_batch))
+    rng = np.random.default_rng(seed_from_random_state(random_state))
+    work_device = reps.device if reps.device is not None else torch.device("cpu")
+    accumulators, rows = {}, {}
+    codes, test_codes = torch.as_tensor(codes), torch.as_tensor(test_codes)
+    try:
+        for batch in iter_batches(images.shape[0], batch_size):
+            for name, f in reps(images[batch].to(work_device)).items():
+                acc = accumulators.setdefault(name, _SeparationAccumulator(len(classes), probe_features, probe_alpha, rng))
+                acc.fit_batch(f, codes[batch])
+        for name, acc in accumulators.items():
+            rows[name] = {"layer": name, "n_images": int(images.shape[0]), **acc.finalise(name), "ncm": 0, "probe": 0}
+        for batch in iter_batches(test_images.shape[0], batch_size):
+            for name, f in reps(test_images[batch].to(work_device)).items():
+                ncm, probe = accumulators[name].score_batch(f, test_codes[batch])
+                rows[name]["ncm"] += ncm
+                rows[name]["probe"] += probe
+    finally:
+        reps.restore()
+    n_test = test_images.shape[0]
+    out = []
+    for row in rows.values():
+        ncm, probe = row.pop("ncm"), row.pop("probe")
+        out.append({**row, "ncm_accuracy": ncm / n_test, "probe_accuracy": probe / n_test})
+    return out
+
+
+def separation_scores(features, y, *, probe_alpha=1.0, batch_size=4096):
+    """The four separation measures of a feature matrix (resubstitution accuracies).
+
+    Parameters
+    ----------
+    features : array-like of shape (n, d) or (n, ...)
+        One representation per sample (flattened); complex values count as two real features.
+    y : array-like of shape (n,)
+    probe_alpha : float, default=1.0
+        Ridge penalty of the linear probe.
+    batch_size : int, default=4096
+
+    Returns
+    -------
+    dict
+        ``n_features, fisher_ratio, calinski_harabasz, ncm_accuracy, probe_accuracy``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.metrics import calinski_harabasz_score
+    >>> rng = np.random.default_rng(0)
+    >>> F, y = rng.normal(size=(60, 3)), np.repeat([0, 1, 2], 20)
+    >>> F[y == 1] += 2.0
+    >>> scores = separation_scores(F, y)
+    >>> bool(np.isclose(scores["calinski_harabasz"], calinski_harabasz_score(F, y)))
+    True
+    """
+    features = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
+    if features.ndim < 2:
+        raise ValueError(f"features must have shape (n, d), got {tuple(features.shape)}.")
+    if features.is_complex():
+        features = torch.view_as_real(features)
+    features = features.reshape(features.shape[0], -1)
+    (row,) = _separation_table(
+        lambda batch: batch, features.reshape(features.shape[0], 1, 1, -1), y, X_test=None, y_test=None,
+        layers=False, include_input=False, include_output=True, probe_alpha=probe_alpha,
+        probe_features=features.shape[1], batch_size=batch_size, device=None, random_state=0, image_shape=None,
+        dtype=torch.float64,
+    )
+    row.pop("layer")
+    row.pop("n_images")
+    return row
+
+
+_COMMON_DOC = """    X_test, y_test : optional
+        Held-out images and labels for the accuracies (default: the training images, so the
+        accuracies are resubstitution accuracies, optimistic for wide layers).
+    probe_alpha : float, default=1.0
+        Ridge penalty of the linear probe (``RidgeClassifier(alpha=probe_alpha)``).
+    probe_features : int, default=1024
+        Layers wider than this are count-sketched to this many features for the probe only.
+    batch_size : int, default=256
+        Images per forward pass; bounds memory (two passes are made).
+    device : str or torch.device, optional
+        For a torch module, where it runs (default: where its parameters are).
+    random_state : int, RandomState or None
+        Seeds the count sketches.
+    image_shape : tuple, optional
+        ``(C, H, W)`` of flat input rows.
+"""
+
+
+def class_separation(model, X, y, *, X_test=None, y_test=None, probe_alpha=1.0, probe_features=1024,
+                     batch_size=256, device=None, random_state=None, image_shape=None):
+    """Class separation of a model's output.
+
+    Parameters
+    ----------
+    model : torch.nn.Module, fitted transformer or pipeline (prefix), or callable
+        Read through :func:`skphase.metrics._probes.as_batch_function`, on batches shaped like ``X``.
+    X : array-like or torch.Tensor
+        Images ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` with ``image_shape``.
+    y : array-like of shape (n,)
+        Labels, at least 2 classes.
+    {common}
+    Returns
+    -------
+    dict
+        ``layer ("output"), n_images, n_features, fisher_ratio, calinski_harabasz, ncm_accuracy,
+        probe_accuracy``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.rand(40, 1, 8, 8); y = torch.arange(40) % 2
+    >>> X[y == 1] += 0.5
+    >>> class_separation(torch.nn.Flatten(), X, y)["ncm_accuracy"]
+    1.0
+    """
+    (row,) = _separation_table(
+        model, X, y, X_test=X_test, y_test=y_test, layers=False, include_input=False, include_output=True,
+        probe_alpha=probe_alpha, probe_features=probe_features, batch_size=batch_size, device=device,
+        random_state=random_state, image_shape=image_shape,
+    )
+    return row
+
+
+def layerwise_class_separation(model, X, y, *, layers=None, include_input=True, include_output=False, X_test=None,
+                               y_test=None, probe_alpha=1.0, probe_features=1024, batch_size=256, device=None,
+                               random_state=None, image_shape=None):
+    """Class separation at every layer of a model, as a tidy table (one dict per representation).
+
+    Parameters
+    ----------
+    model : torch.nn.Module, fitted estimator with a torch ``module_``, or any other model
+        Layers are read through :class:`skphase.metrics._probes.LayerCapture` (on ``model.module_``
+        while the estimator's ``transform`` runs, for fitted skphase estimators); other models give
+        the input and output rows.
+    X, y : images and labels, as in :func:`class_separation`.
+    layers : None, list of str or callable
+        None takes the blocks flagged ``is_representation_layer`` when the model has any, else
+        every Conv/Linear layer (see :func:`skphase.metrics._probes.resolve_layers`).
+    include_input : bool, default=True
+        Add a row ``"input"`` for the images themselves.
+    include_output : bool, default=False
+        Add a row ``"output"`` for what the model returns.
+    {common}
+    Returns
+    -------
+    list of dict
+        One row per representation, keys as in :func:`class_separation`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3))
+    >>> X = torch.rand(40, 1, 10, 10); y = torch.arange(40) % 2
+    >>> [row["layer"] for row in layerwise_class_separation(net, X, y)]
+    ['input', '0', '2']
+    """
+    capture = _capture_target(model)
+    if capture is None and layers is not None:
+        raise TypeError(
+            f"Cannot read layers {layers!r} of a {type(model).__name__}: layer-wise measurements need a "
+            "torch nn.Module or a fitted estimator with a torch model in `module_`."
+        )
+    return _separation_table(
+        model, X, y, X_test=X_test, y_test=y_test, layers=layers if capture is not None else False,
+        include_input=include_input, include_output=include_output or capture is None, probe_alpha=probe_alpha,
+        probe_features=probe_features, batch_size=batch_size, device=device, random_state=random_state,
+        image_shape=image_shape,
+    )
+
+
+for _function in (class_separation, layerwise_class_separation):
+    _function.__doc__ = _function.__doc__.replace("    {common}\n", _COMMON_DOC + "\n")
