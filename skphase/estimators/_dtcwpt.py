@@ -1,0 +1,279 @@
+"""DTCWPTFeatures: dual-tree complex wavelet packet features with modulus or max pooling."""
+
+from numbers import Integral
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ..filters._packets import dtcwpt_packet_info, select_packets
+from ..nn._dtcwpt import POOLINGS, dtcwpt_pool, idtcwpt2d
+from ..utils import map_batches, progress_bar, to_numpy
+from ._base import ImageEstimatorMixin
+
+__all__ = ["DTCWPTFeatures"]
+
+_LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
+
+
+class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
+    """Features from the 2-D dual-tree complex wavelet packet transform (DT-CWPT).
+
+    Each input map is decomposed by ``J`` levels of the DT-CWPT (Kingsbury
+    Q-shift filters, Bayram-Selesnick packet scheme, circular boundaries) into
+    ``2 * 4**J`` complex Gabor-like channels at stride ``2**J``, then pooled as in
+    Leterme et al. (arXiv 2209.11740) with ``m = 2**(J-1)``:
+    the modulus path ``|x * W|`` sub-sampled by ``2m``, or the max-pool path
+    ``MaxPool3x3/2((x * Re W)`` sub-sampled by ``m)``. The transform is fixed:
+    ``fit`` only validates and records the input shape.
+
+    Parameters
+    ----------
+    J : int, default=2
+        Number of packet levels (output stride ``2**J``).
+    pooling : {"modulus", "max", "real", "none"}, default="modulus"
+        "modulus" and "max" as above; "real": ``Re(x * W)`` at stride ``2m``
+        (linear); "none": real and imaginary parts of the complex coefficients
+        (invertible with :meth:`inverse_transform`).
+    channels : {"all", "no_lowpass", "bandpass"} or array-like, default="all"
+        Packets to keep: all; all but the two low-pass ones; only band-pass
+        packets (no low-pass nor boundary packet, see
+        :func:`skphase.filters.dtcwpt_packet_info`); channel indices; or centre
+        frequencies ``[(xi_x, xi_y), ...]`` in radians per sample (nearest packet).
+    grey : {None, "mean", "luminance"}, default=None
+        Mix colour channels into one grey map first ("luminance": BT.601
+        weights, needs 3 channels).
+    padding : {"zero", "error"}, default="zero"
+        Images whose height or width is not a multiple of ``2**J`` are padded with
+        zeros at the bottom/right ("zero") or refused ("error").
+    image_shape : tuple of int or None, default=None
+        ``(C, H, W)`` or ``(H, W)`` of flat input rows; inferred when None
+        (square single-channel images, else ``1 x d``).
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+    batch_size : int, default=256
+        Images transformed at a time (bounds memory).
+    verbose : int, default=0
+        Show a progress bar in ``transform``.
+
+    Attributes
+    ----------
+    image_shape_ : tuple of int
+        ``(C, H, W)`` of the images seen in ``fit``.
+    n_features_in_ : int
+        ``C * H * W``.
+    feature_names_in_ : ndarray of str
+        Column names of a flat DataFrame ``X`` (only then).
+    device_ : torch.device
+        Where the transform runs.
+    padded_shape_ : tuple of int
+        ``(H, W)`` after zero padding to multiples of ``2**J``.
+    channel_indices_ : ndarray of int
+        Kept DT-CWPT channels (indices into :func:`~skphase.filters.dtcwpt_packet_info`).
+    centre_frequencies_ : ndarray of shape (n_kept, 2)
+        Nominal ``(xi_x, xi_y)`` of the kept channels, radians per input sample.
+    output_shape_ : tuple of int
+        Shape of one transformed sample before flattening: ``(n_maps, h, w)``, or
+        ``(n_maps, 2, h, w)`` for ``pooling="none"`` (real, imaginary), where
+        ``n_maps = n_input_maps * n_kept`` (input map major).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).random((5, 1, 16, 16))
+    >>> features = DTCWPTFeatures(J=2, channels="bandpass", device="cpu").fit(X)
+    >>> features.transform(X).shape
+    (5, 128)
+    >>> features.get_feature_names_out()[0]
+    'dtcwptfeatures_c0_xi(+1.178,+1.178)_y0_x0'
+    >>> inverse = DTCWPTFeatures(J=2, pooling="none", device="cpu").fit(X)
+    >>> bool(np.allclose(inverse.inverse_transform(inverse.transform(X)), X.reshape(5, -1), atol=1e-5))
+    True
+    """
+
+    _parameter_constraints = {
+        "J": [Interval(Integral, 1, None, closed="left")],
+        "pooling": [StrOptions(set(POOLINGS))],
+        "channels": [StrOptions({"all", "no_lowpass", "bandpass"}), "array-like"],
+        "grey": [None, StrOptions({"mean", "luminance"})],
+        "padding": [StrOptions({"zero", "error"})],
+        "image_shape": [None, tuple, list],
+        "device": [str, torch.device],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        J=2,
+        pooling="modulus",
+        channels="all",
+        grey=None,
+        padding="zero",
+        image_shape=None,
+        device="auto",
+        batch_size=256,
+        verbose=0,
+    ):
+        self.J = J
+        self.pooling = pooling
+        self.channels = channels
+        self.grey = grey
+        self.padding = padding
+        self.image_shape = image_shape
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate ``X`` and record its shape (the transform has no learned state).
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n, C, H, W), (n, H, W) or (n, d)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        images = self._validate_images(X, reset=True)
+        n_channels, height, width = self.image_shape_
+        if self.grey == "luminance" and n_channels != 3:
+            raise ValueError(
+                f"grey='luminance' needs 3-channel (RGB) images; got {n_channels} channel(s). "
+                "Use grey='mean' or grey=None."
+            )
+        size = 2**self.J
+        padded = (-(-height // size) * size, -(-width // size) * size)
+        if self.padding == "error" and padded != (height, width):
+            raise ValueError(
+                f"Images of size {(height, width)} are not multiples of 2**J = {size} and padding='error'; "
+                f"pad them to {padded}, use padding='zero' or fewer levels J."
+            )
+        self.padded_shape_ = padded
+        self.channel_indices_ = select_packets(self.J, self.channels)
+        info = dtcwpt_packet_info(self.J)
+        self.centre_frequencies_ = np.stack(
+            [info["xi_x"][self.channel_indices_], info["xi_y"][self.channel_indices_]], axis=1
+        )
+        n_maps = (1 if self.grey else n_channels) * self.channel_indices_.size
+        spatial = (padded[0] // size, padded[1] // size)
+        parts = (2,) if self.pooling == "none" else ()
+        self.output_shape_ = (n_maps,) + parts + spatial
+        self._resolve_device()
+        del images
+        return self
+
+    def _prepare(self, images):
+        """Grey mixing and zero padding of a CPU batch."""
+        if self.grey == "mean":
+            images = images.mean(dim=1, keepdim=True)
+        elif self.grey == "luminance":
+            weights = torch.tensor(_LUMINANCE, dtype=images.dtype).view(1, 3, 1, 1)
+            images = (images * weights).sum(dim=1, keepdim=True)
+        height, width = images.shape[-2:]
+        return F.pad(images, (0, self.padded_shape_[1] - width, 0, self.padded_shape_[0] - height))
+
+    def _features(self, batch):
+        out = dtcwpt_pool(batch, self.J, self.pooling)
+        out = out[:, :, torch.as_tensor(self.channel_indices_, device=out.device)]
+        if self.pooling == "none":
+            out = torch.view_as_real(out).movedim(-1, -3)  # (n, C, k, 2, h, w)
+        return out.reshape(out.shape[0], -1)
+
+    def transform(self, X):
+        """DT-CWPT features of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor, images of the shape seen in ``fit``
+
+        Returns
+        -------
+        ndarray of shape (n, prod(output_shape_)), float32
+            Flattened maps, input map major, then kept packet, (part,) row, column.
+        """
+        images = self._prepare(self._validate_images(X, reset=False))
+        out = map_batches(
+            self._features,
+            images,
+            batch_size=self.batch_size,
+            device=self.device_,
+            progress=progress_bar(self.verbose, "DT-CWPT"),
+        )
+        return to_numpy(out).astype(np.float32, copy=False)
+
+    def inverse_transform(self, X):
+        """Images from ``pooling="none"`` features (dropped packets count as zero).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, prod(output_shape_))
+
+        Returns
+        -------
+        ndarray of shape (n, C * H * W), float32
+            Flat images (reshape with ``image_shape_``); exact when all packets are kept.
+        """
+        check_is_fitted(self)
+        if self.pooling != "none" or self.grey is not None:
+            raise ValueError(
+                "inverse_transform needs pooling='none' and grey=None (modulus, max or real "
+                f"features and grey mixing lose information); got pooling={self.pooling!r}, grey={self.grey!r}."
+            )
+        features = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        expected = int(np.prod(self.output_shape_))
+        if features.ndim != 2 or features.shape[1] != expected:
+            raise ValueError(
+                f"X must have shape (n, {expected}) as returned by transform; got {tuple(features.shape)}."
+            )
+        n_channels, height, width = self.image_shape_
+        n_kept = self.channel_indices_.size
+        index = torch.as_tensor(self.channel_indices_)
+
+        def invert(batch):
+            parts = batch.reshape((-1, n_channels, n_kept) + self.output_shape_[1:])
+            coeffs = torch.complex(parts[:, :, :, 0], parts[:, :, :, 1])
+            full = coeffs.new_zeros(coeffs.shape[:2] + (2 * 4**self.J,) + coeffs.shape[-2:])
+            full[:, :, index.to(full.device)] = coeffs
+            return idtcwpt2d(full, self.J)[..., :height, :width].reshape(batch.shape[0], -1)
+
+        out = map_batches(invert, features, batch_size=self.batch_size, device=self.device_)
+        return to_numpy(out).astype(np.float32, copy=False)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``dtcwptfeatures_c{map}_xi(+x,+y)[_re|_im]_y{row}_x{col}``.
+
+        Parameters
+        ----------
+        input_features : ignored
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self)
+        names = dtcwpt_packet_info(self.J)["name"][self.channel_indices_]
+        n_inputs = 1 if self.grey else self.image_shape_[0]
+        h, w = self.output_shape_[-2:]
+        parts = ["_re", "_im"] if self.pooling == "none" else [""]
+        prefix = type(self).__name__.lower()
+        out = [
+            f"{prefix}_c{c}_{name}{part}_y{i}_x{j}"
+            for c in range(n_inputs)
+            for name in names
+            for part in parts
+            for i in range(h)
+            for j in range(w)
+        ]
+        return np.asarray(out, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
