@@ -13,3 +13,5 @@ __all__ = [
     "load_digits_images",
     "load_fashion_mnist",
 ]
+from ._scale_detection import make_scale_detection  # noqa: E402
+__all__ += ["make_scale_detection"]
