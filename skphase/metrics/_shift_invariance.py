@@ -1,0 +1,303 @@
+"""Shift invariance: relative output change under shifts, max pooling vs modulus, gamma_q, flip rate.
+
+Measures from Leterme, Polisano, Perrier, Alahari, "On the shift invariance of
+max pooling feature maps in convolutional neural networks" (arXiv 2209.11740),
+written for any representation: a torch module, a fitted transformer or
+pipeline prefix, or a callable (through :func:`skphase.metrics._probes.as_batch_function`).
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..nn._dtcwpt import dtcwpt_pool
+from ..utils import check_images, iter_batches, resolve_device
+from ._probes import as_batch_function
+
+__all__ = ["shift_images", "shift_sensitivity", "maxpool_modulus_error", "gamma_q", "mean_flip_rate"]
+
+_ONE_PIXEL = ((0, 1), (1, 0), (0, -1), (-1, 0))
+
+
+def shift_images(X, shift, *, mode="circular"):
+    """Translate images by ``shift = (dy, dx)`` pixels (down, right), integer or sub-pixel.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, C, H, W)
+    shift : tuple of 2 floats
+    mode : {"circular", "zero"}, default="circular"
+        "circular": periodic images; integer shifts roll, sub-pixel shifts are
+        band-limited (Fourier phase ramp). "zero": pixels shifted in are zero;
+        sub-pixel shifts interpolate bilinearly (exact for integer shifts).
+
+    Returns
+    -------
+    torch.Tensor of the shape and dtype of ``X``
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.arange(4.0).view(1, 1, 1, 4)
+    >>> shift_images(x, (0, 1)).flatten().tolist()
+    [3.0, 0.0, 1.0, 2.0]
+    >>> shift_images(x, (0, 1), mode="zero").flatten().tolist()
+    [0.0, 0.0, 1.0, 2.0]
+    """
+    dy, dx = (float(s) for s in shift)
+    if mode not in ("circular", "zero"):
+        raise ValueError(f"mode must be 'circular' or 'zero', got {mode!r}.")
+    height, width = X.shape[-2:]
+    integer = dy.is_integer() and dx.is_integer()
+    if mode == "circular":
+        if integer:
+            return torch.roll(X, shifts=(int(dy), int(dx)), dims=(-2, -1))
+        ky = torch.fft.fftfreq(height, device=X.device, dtype=X.dtype)[:, None]
+        kx = torch.fft.fftfreq(width, device=X.device, dtype=X.dtype)[None, :]
+        ramp = torch.exp(-2j * math.pi * (ky * dy + kx * dx))
+        # the input is real: the real part drops the imaginary residue of the Nyquist bins
+        return torch.fft.ifft2(torch.fft.fft2(X) * ramp).real.to(X.dtype)
+    if integer:
+        out = torch.zeros_like(X)
+        iy, ix = int(dy), int(dx)
+        src_y = slice(max(0, -iy), height - max(0, iy))
+        src_x = slice(max(0, -ix), width - max(0, ix))
+        dst_y = slice(max(0, iy), height - max(0, -iy))
+        dst_x = slice(max(0, ix), width - max(0, -ix))
+        out[..., dst_y, dst_x] = X[..., src_y, src_x]
+        return out
+    # bilinear with zeros outside: output pixel (i, j) reads input at (i - dy, j - dx)
+    theta = torch.tensor(
+        [[1.0, 0.0, -2.0 * dx / max(width - 1, 1)], [0.0, 1.0, -2.0 * dy / max(height - 1, 1)]],
+        dtype=X.dtype,
+        device=X.device,
+    )
+    flat = X.reshape((-1, 1) + X.shape[-2:]) if X.ndim != 4 else X
+    grid = F.affine_grid(theta.expand(flat.shape[0], 2, 3), flat.shape, align_corners=True)
+    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.reshape(X.shape)
+
+
+def _images(X, model=None):
+    """Validated CPU images: float64 kept when given, unless a torch module holds other floats."""
+    dtype = torch.float64 if getattr(X, "dtype", None) in (np.float64, torch.float64) else torch.float32
+    if isinstance(model, torch.nn.Module):
+        floats = [t.dtype for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+        dtype = floats[0] if floats else dtype
+    return check_images(X, dtype=dtype)
+
+
+def _grouped(output, n_channels):
+    """``(n, n_channels, -1)`` view of a representation, channels on axis 1."""
+    output = output.reshape(output.shape[0], -1) if output.ndim == 2 else output
+    if output.ndim >= 3:
+        return output.reshape(output.shape[0], output.shape[1], -1)
+    if output.shape[1] % n_channels:
+        raise ValueError(
+            f"The output has {output.shape[1]} features, not a multiple of n_channels={n_channels}; "
+            "pass the number of output maps (e.g. a fitted transformer's output_shape_[0])."
+        )
+    return output.reshape(output.shape[0], n_channels, -1)
+
+
+def _as_float(t):
+    t = t.detach()
+    if t.is_complex():
+        t = torch.view_as_real(t).movedim(-1, 2)  # real and imaginary parts stay in their channel
+    return t.to(torch.float64)
+
+
+def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channels=None, batch_size=128,
+                      device=None):
+    """Relative change of a representation when its input is shifted.
+
+    For each shift ``u``, ``r(u) = sqrt(sum_x ||f(tau_u x) - f(x)||^2 / sum_x ||f(x)||^2)``
+    over the images, overall and per output channel (no re-alignment of the
+    output: this measures invariance, not equivariance).
+
+    Parameters
+    ----------
+    model : torch.nn.Module, fitted transformer, pipeline prefix or callable
+        See :func:`skphase.metrics._probes.as_batch_function`.
+    X : array-like or torch.Tensor of shape (n, C, H, W), (n, H, W) or (n, d)
+    shifts : sequence of (dy, dx), default=the four one-pixel shifts
+        Integer or sub-pixel.
+    mode : {"circular", "zero"}, default="circular"
+        Boundary of the shifted image, see :func:`shift_images`.
+    n_channels : int or None
+        Output channels for flat ``(n, d)`` outputs (contiguous groups of
+        features). None: axis 1 for outputs with >= 3 axes, else the model's
+        ``output_shape_[0]`` when it has one, else 1.
+    batch_size : int, default=128
+    device : str, torch.device or None
+        For torch modules; None uses the module's own device.
+
+    Returns
+    -------
+    dict
+        ``overall`` (float, mean of ``per_shift``), ``per_shift`` (n_shifts,),
+        ``per_channel`` (n_channels,) averaged over shifts, ``per_shift_channel``
+        (n_shifts, n_channels).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(8, 1, 16, 16)
+    >>> shift_sensitivity(lambda b: b.mean(dim=(2, 3)), x)["overall"] < 1e-6
+    True
+    """
+    f = as_batch_function(model, device=None if device is None else resolve_device(device))
+    images = _images(X, model)
+    shifts = [tuple(s) for s in shifts]
+    if not shifts:
+        raise ValueError("shifts is empty; give at least one (dy, dx).")
+    if n_channels is None:
+        shape = getattr(model, "output_shape_", None)
+        n_channels = int(shape[0]) if shape is not None else 1
+    change = norm = None
+    for batch in iter_batches(images.shape[0], batch_size):
+        x = images[batch]
+        ref = _grouped(_as_float(f(x)), n_channels)
+        diffs = torch.stack(
+            [(_grouped(_as_float(f(shift_images(x, u, mode=mode))), n_channels) - ref).pow(2).sum((0, 2))
+             for u in shifts]
+        ).cpu()
+        energy = ref.pow(2).sum((0, 2)).cpu()
+        change = diffs if change is None else change + diffs
+        norm = energy if norm is None else norm + energy
+    tiny = torch.finfo(torch.float64).tiny
+    per_shift_channel = torch.sqrt(change / norm.clamp_min(tiny))
+    per_shift = torch.sqrt(change.sum(1) / norm.sum().clamp_min(tiny))
+    return {
+        "overall": float(per_shift.mean()),
+        "per_shift": per_shift.numpy(),
+        "per_channel": per_shift_channel.mean(0).numpy(),
+        "per_shift_channel": per_shift_channel.numpy(),
+    }
+
+
+def maxpool_modulus_error(X, *, J=3, batch_size=64, device="cpu"):
+    """Normalised squared error between the max-pool and modulus paths, per DT-CWPT channel.
+
+    ``e_c = sum ||MaxPool((x * Re W_c) sub-sampled by m) - |x * W_c| sub-sampled by 2m||^2
+    / sum || |x * W_c| sub-sampled by 2m ||^2`` with ``m = 2**(J-1)``, summed over
+    images and input maps (Leterme et al.; 3 x 3 max pooling, stride 2).
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor of shape (n, C, H, W)
+        H and W divisible by ``2**J``.
+    J : int, default=3
+    batch_size : int, default=64
+    device : str or torch.device, default="cpu"
+
+    Returns
+    -------
+    ndarray of shape (2 * 4**J,)
+        Compare ``sqrt(e_c)`` with ``gamma_q(m * xi_c)``
+        (:func:`skphase.filters.dtcwpt_packet_info` gives ``xi_c``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> maxpool_modulus_error(torch.randn(2, 1, 32, 32), J=2).shape
+    (32,)
+    """
+    images = _images(X)
+    dev = resolve_device(device)
+    error = norm = 0.0
+    for batch in iter_batches(images.shape[0], batch_size):
+        x = images[batch].to(dev)
+        modulus = dtcwpt_pool(x, J, "modulus")
+        pooled = dtcwpt_pool(x, J, "max")
+        error = error + (pooled - modulus).double().pow(2).sum((0, 1, 3, 4)).cpu()
+        norm = norm + modulus.double().pow(2).sum((0, 1, 3, 4)).cpu()
+    return (error / norm.clamp_min(torch.finfo(torch.float64).tiny)).numpy()
+
+
+def gamma_q(w, q=1):
+    """The predictor ``gamma_q(w)`` of the max-pool vs modulus error (Leterme et al.).
+
+    ``gamma_q(w)^2 = 3/2 + 1/(4 pi) sum_i [sin d_i - 8 sin(d_i / 2)]`` where
+    ``d_i`` are the gaps between the sorted phases ``<w, p> mod 2 pi`` over the
+    grid ``p in {-q..q}^2`` (the last gap wraps around). It equals
+    ``E_phi[(max_p cos(phi + <w, p>) - 1)^2]`` for a uniform phase ``phi``:
+    0 when the phases fill the circle, 3/2 on the lattice ``w in 2 pi Z^2``.
+
+    Parameters
+    ----------
+    w : array-like of shape (..., 2)
+        Frequency times the max-pool grid spacing, e.g. ``m * xi`` (radians).
+    q : int, default=1
+        Pooling half-width: a ``(2q+1) x (2q+1)`` max pool.
+
+    Returns
+    -------
+    ndarray of shape (...)
+
+    Examples
+    --------
+    >>> round(float(gamma_q([2 * np.pi, 0.0]) ** 2), 6)
+    1.5
+    >>> round(float(gamma_q([np.pi, 0.0]) ** 2), 4)
+    0.2268
+    """
+    w = np.asarray(w, dtype=np.float64)
+    if w.shape[-1:] != (2,):
+        raise ValueError(f"w must have shape (..., 2), got {w.shape}.")
+    if int(q) != q or q < 0:
+        raise ValueError(f"q must be a non-negative integer, got {q!r}.")
+    grid = np.arange(-int(q), int(q) + 1)
+    p = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
+    phases = np.sort(np.mod(w @ p.T, 2 * np.pi), axis=-1)
+    gaps = np.diff(phases, axis=-1, append=phases[..., :1] + 2 * np.pi)
+    value = 1.5 + (np.sin(gaps) - 8 * np.sin(gaps / 2)).sum(axis=-1) / (4 * np.pi)
+    return np.sqrt(np.clip(value, 0.0, None))
+
+
+def _labels(model, batch):
+    if hasattr(model, "predict"):
+        return torch.as_tensor(np.asarray(model.predict(batch.numpy())))
+    out = as_batch_function(model)(batch) if isinstance(model, torch.nn.Module) else model(batch)
+    out = torch.as_tensor(out).detach().cpu() if not isinstance(out, torch.Tensor) else out.detach().cpu()
+    return out.argmax(dim=1) if out.ndim == 2 and out.is_floating_point() else out
+
+
+def mean_flip_rate(classifier, X, *, shifts=_ONE_PIXEL, mode="circular", batch_size=256):
+    """How often a classifier's prediction changes when the image moves by one pixel.
+
+    Parameters
+    ----------
+    classifier : object with ``predict``, torch module returning scores, or callable
+        A callable may return labels or ``(n, n_classes)`` scores (argmax taken).
+    X : array-like or torch.Tensor of images
+    shifts : sequence of (dy, dx), default=the four one-pixel shifts
+    mode : {"circular", "zero"}, default="circular"
+    batch_size : int, default=256
+
+    Returns
+    -------
+    float
+        Fraction of (image, shift) pairs whose predicted label differs from the
+        prediction on the unshifted image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(10, 1, 8, 8)
+    >>> mean_flip_rate(lambda b: (b.mean(dim=(1, 2, 3)) > 0.5).long(), x)
+    0.0
+    """
+    images = _images(X, classifier)
+    shifts = [tuple(s) for s in shifts]
+    if not shifts:
+        raise ValueError("shifts is empty; give at least one (dy, dx).")
+    flips = 0
+    for batch in iter_batches(images.shape[0], batch_size):
+        x = images[batch]
+        ref = _labels(classifier, x)
+        flips += sum(int((_labels(classifier, shift_images(x, u, mode=mode)) != ref).sum()) for u in shifts)
+    return flips / (images.shape[0] * len(shifts))
+
