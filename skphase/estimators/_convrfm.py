@@ -1,0 +1,429 @@
+"""ConvRFM: a convolutional recursive feature machine, learning patch features through the patch AGOP."""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ..nn._agop import patch_agop_from_patches
+from ..nn._patch_kernels import (
+    PATCH_KERNELS,
+    _pair,
+    extract_patches,
+    patch_grid_shape,
+    patch_kernel_from_patches,
+    psd_sqrt,
+    transform_patches,
+)
+from ..utils import make_generator, seed_from_random_state, to_numpy
+from ._base import ImageEstimatorMixin
+
+__all__ = ["ConvRFM"]
+
+
+def _matrix_power_psd(G, power):
+    eigvals, eigvecs = torch.linalg.eigh(0.5 * (G + G.T))
+    return (eigvecs * eigvals.clamp_min(0).pow(power)) @ eigvecs.T, eigvals
+
+
+def _reject_1d(X):
+    if (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim) == 1:
+        raise ValueError("Expected a batch of images, got a 1-D array. Reshape your data with X.reshape(1, -1) "
+                         "for a single flat image or X[None] for a single (C, H, W) image.")
+    return X
+
+
+class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator):
+    """Convolutional recursive feature machine (ConvRFM) classifier.
+
+    Alternates kernel ridge regression with a convolutional patch kernel
+    ``K(x, z) = (1/P) sum_p k(T x_p, T z_p)`` and the update of the patch
+    transform ``T`` from the patch AGOP ``G`` of the fitted predictor
+    (Radhakrishnan et al., "Mechanism of feature learning in convolutional
+    neural networks"): iteration 0 is the fixed kernel (``T = I``), each
+    following iteration sets ``T = G^agop_power`` (normalised), so that the
+    Mahalanobis matrix ``M = T^T T`` is ``G^(2 agop_power)`` -- proportional to
+    ``G`` for the default ``1/2``. The iteration with the best accuracy on a
+    held-out validation split of the training data is kept and the ridge
+    regression is refitted on all the training data with its ``T``.
+
+    ``transform`` applies the learned filters as a convolution, so a deep
+    ConvRFM is a pipeline of ConvRFMs, each fitted on the feature maps of the
+    previous one::
+
+        layer1 = ConvRFM(n_filters=64)
+        # layer1.output_shape_ gives the (C, H, W) of its feature maps after fit
+        deep = Pipeline([("layer1", layer1), ("layer2", ConvRFM(image_shape=(64, 26, 26)))])
+
+    Parameters
+    ----------
+    kernel : {"laplace", "gaussian", "ntk"}, default="laplace"
+        Patch kernel: Laplace ``exp(-||a - b|| / L)`` (the RFM standard),
+        Gaussian ``exp(-||a - b||^2 / (2 L^2))``, or the NTK of a ReLU conv
+        net without pooling (``ntk_depth`` layers; AGOP by autograd, slow).
+    bandwidth : float, default=10.0
+        ``L`` of the Laplace and Gaussian kernels.
+    patch_size, stride, padding : int or pair of int, default=3, 1, 0
+        Patch geometry, as in :class:`torch.nn.Conv2d`.
+    ntk_depth : int, default=3
+    n_iter : int, default=3
+        Number of AGOP updates; ``n_iter + 1`` models are fitted (the first
+        with the fixed kernel) and no AGOP is computed after the last.
+    alpha : float, default=1e-3
+        Ridge regularisation of the kernel matrix scaled by its maximum.
+    agop_power : float, default=0.5
+        ``T = G^agop_power``.
+    agop_threshold : float or None, default=None
+        Eigenvalues of ``T`` below ``agop_threshold`` times the largest are
+        set to 0 (keeps only the dominant patch directions).
+    agop_max_samples : int or None, default=None
+        Evaluate the AGOP on at most this many training images (a random
+        subset); the predictor keeps all of them as centres. None uses all.
+    validation_fraction : float, default=0.2
+        Fraction of the training data held out to choose the iteration. 0
+        keeps the last iteration and uses every sample for every iteration.
+    n_filters : int or None, default=None
+        Filters applied by ``transform``: None uses the rows of
+        ``M^(1/2)`` (``C q^2`` filters); an int samples that many filters
+        ``W = Z M^(1/2)``, ``Z`` standard normal.
+    dtype : {"float32", "float64"}, default="float32"
+    batch_size : int, default=256
+        Rows and columns of a kernel block; bounds memory.
+    image_shape : tuple of int or None, default=None
+        ``(H, W)`` or ``(C, H, W)`` of one image when ``X`` is flat.
+    device : str, default="auto"
+    random_state : int, RandomState or None, default=None
+        Seeds the validation split, the AGOP subset and sampled filters.
+    verbose : int, default=0
+        Print the validation accuracy of each iteration.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    M_ : ndarray of shape (d, d)
+        Mahalanobis matrix of the selected iteration, ``d = C q_h q_w``.
+    transform_matrix_ : ndarray of shape (d, d)
+        ``T`` of the selected iteration (``M_ = T^T T``).
+    filters_ : ndarray of shape (n_filters, C, q_h, q_w)
+        Learned convolution filters used by ``transform``.
+    validation_scores_ : ndarray of shape (n_iter + 1,)
+        Validation accuracy of each iteration (NaN without a validation split).
+    best_iteration_ : int
+        Index of the selected iteration (0 = fixed kernel).
+    agop_eigenvalues_ : list of ndarray
+        Eigenvalues of each computed patch AGOP (largest last).
+    centers_ : torch.Tensor of shape (n_samples, C, H, W)
+        Training images, the centres of the kernel predictor.
+    dual_coef_ : torch.Tensor of shape (n_samples, n_outputs)
+        Coefficients of the predictor on the (max-scaled) kernel.
+    n_iter_ : int
+        Number of AGOP updates done.
+    output_shape_ : tuple of int
+        ``(n_filters, H_out, W_out)``: shape of one transformed image.
+    image_shape_, n_features_in_, feature_names_in_, device_
+        As for every skphase estimator.
+
+    Examples
+    --------
+    >>> from skphase import ConvRFM
+    >>> from skphase.datasets import load_digits_images
+    >>> X, y = load_digits_images()
+    >>> clf = ConvRFM(n_iter=1, device="cpu", random_state=0).fit(X[:300], y[:300])
+    >>> clf.M_.shape, clf.validation_scores_.shape
+    ((9, 9), (2,))
+    >>> bool(clf.score(X[300:500], y[300:500]) > 0.8)
+    True
+    """
+
+    _parameter_constraints = {
+        "kernel": [StrOptions(set(PATCH_KERNELS))],
+        "bandwidth": [Interval(numbers.Real, 0, None, closed="neither")],
+        "patch_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
+        "stride": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
+        "padding": [Interval(numbers.Integral, 0, None, closed="left"), tuple],
+        "ntk_depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "agop_power": [Interval(numbers.Real, 0, None, closed="neither")],
+        "agop_threshold": [Interval(numbers.Real, 0, 1, closed="left"), None],
+        "agop_max_samples": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "n_filters": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "image_shape": ["array-like", None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, *, kernel="laplace", bandwidth=10.0, patch_size=3, stride=1, padding=0, ntk_depth=3,
+                 n_iter=3, alpha=1e-3, agop_power=0.5, agop_threshold=None, agop_max_samples=None,
+                 validation_fraction=0.2, n_filters=None, dtype="float32", batch_size=256, image_shape=None,
+                 device="auto", random_state=None, verbose=0):
+        self.kernel = kernel
+        self.bandwidth = bandwidth
+        self.patch_size = patch_size
+        self.stride = stride
+        self.padding = padding
+        self.ntk_depth = ntk_depth
+        self.n_iter = n_iter
+        self.alpha = alpha
+        self.agop_power = agop_power
+        self.agop_threshold = agop_threshold
+        self.agop_max_samples = agop_max_samples
+        self.validation_fraction = validation_fraction
+        self.n_filters = n_filters
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.image_shape = image_shape
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def _geometry(self):
+        return dict(patch_size=_pair(self.patch_size, "patch_size"), stride=_pair(self.stride, "stride"),
+                    padding=_pair(self.padding, "padding"))
+
+    def _patches(self, images):
+        return extract_patches(images.to(self.device_, self._dtype), **self._geometry())
+
+    def _kernel(self, A, B=None):
+        return patch_kernel_from_patches(A, B, kernel=self.kernel, bandwidth=self.bandwidth, grid=self._grid,
+                                         ntk_depth=self.ntk_depth, window=_pair(self.patch_size, "patch_size"),
+                                         batch_size=self.batch_size)
+
+    def _solve(self, K, Y):
+        """Kernel ridge regression on ``K / max(K)``: Cholesky, or a general solve if that fails."""
+        scale = K.abs().max().clamp_min(torch.finfo(K.dtype).tiny)
+        system = K / scale
+        system.diagonal().add_(self.alpha)
+        factor, info = torch.linalg.cholesky_ex(system)
+        if int(info) == 0:
+            coef = torch.cholesky_solve(Y, factor)
+        else:
+            coef = torch.linalg.lstsq(system, Y).solution if self.alpha == 0 else torch.linalg.solve(system, Y)
+        return coef / scale
+
+    def _next_transform(self, G):
+        T, eigvals = _matrix_power_psd(G, self.agop_power)
+        self.agop_eigenvalues_.append(to_numpy(eigvals))
+        if self.agop_threshold is not None:
+            t_vals, t_vecs = torch.linalg.eigh(T)
+            t_vals = torch.where(t_vals >= self.agop_threshold * t_vals.max(), t_vals, torch.zeros_like(t_vals))
+            T = (t_vecs * t_vals) @ t_vecs.T
+        # Normalise M = T^T T to the trace of the identity, the fixed kernel's M:
+        # the bandwidth keeps its meaning from one iteration to the next.
+        trace = (T * T).sum()
+        if not trace > 0:
+            raise ValueError("The patch AGOP vanished (the predictor is constant); increase n_samples or "
+                             "decrease alpha.")
+        return T * (T.shape[0] / trace).sqrt()
+
+    def _split(self, y_enc, n_samples):
+        if self.validation_fraction == 0:
+            return None
+        n_val = int(np.ceil(self.validation_fraction * n_samples))
+        counts = np.bincount(y_enc)
+        seed = seed_from_random_state(self._rng)
+        if n_val >= n_samples - 1 or n_val < 1:
+            return None
+        if counts.min() >= 2 and n_val >= len(counts) and n_samples - n_val >= len(counts):
+            splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+        else:
+            splitter = ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+        train, val = next(splitter.split(np.zeros(n_samples), y_enc))
+        if len(np.unique(y_enc[train])) < 2:
+            return None
+        return train, val
+
+    def _run_iterations(self, patches_train, Y_train, patches_val, y_val):
+        """Fit ``n_iter + 1`` models; return the per-iteration states and validation scores."""
+        d = patches_train.shape[-1]
+        T = torch.eye(d, device=self.device_, dtype=self._dtype)
+        n_train = patches_train.shape[0]
+        stages, scores = [], []
+        for iteration in range(self.n_iter + 1):
+            A = transform_patches(patches_train, T)
+            coef = self._solve(self._kernel(A), Y_train)
+            stages.append((T, coef))
+            if patches_val is not None:
+                pred = (self._kernel(transform_patches(patches_val, T), A) @ coef).argmax(1)
+                scores.append(float((pred.cpu().numpy() == y_val).mean()))
+            else:
+                scores.append(np.nan)
+            if self.verbose:
+                print(f"ConvRFM iteration {iteration}: validation accuracy {scores[-1]:.4f}")
+            if iteration == self.n_iter:
+                break
+            rows = patches_train
+            if self.agop_max_samples is not None and self.agop_max_samples < n_train:
+                subset = torch.randperm(n_train, generator=self._generator)[: self.agop_max_samples]
+                rows = patches_train[subset.to(patches_train.device)]
+            G = patch_agop_from_patches(rows, patches_train, coef, T=T, kernel=self.kernel,
+                                        bandwidth=self.bandwidth, grid=self._grid, ntk_depth=self.ntk_depth,
+                                        window=_pair(self.patch_size, "patch_size"), batch_size=self.batch_size)
+            T = self._next_transform(G)
+        return stages, np.asarray(scores)
+
+    # --------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the ConvRFM on images ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, d)
+        y : array-like of shape (n,)
+
+        Returns
+        -------
+        self
+        """
+        if y is None:
+            raise ValueError("ConvRFM requires y to be passed, but the target y is None.")
+        images = self._validate_images(_reject_1d(X), reset=True)
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != images.shape[0]:
+            raise ValueError(f"y has {y.shape[0]} labels for {images.shape[0]} images; pass one label per image.")
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(f"ConvRFM needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r}).")
+        y_enc = encoder.transform(y)
+        self._resolve_device()
+        self._dtype = torch.float32 if self.dtype == "float32" else torch.float64
+        self._grid = patch_grid_shape(images.shape[-2:], **self._geometry())
+        self._rng = np.random.RandomState(seed_from_random_state(self.random_state))
+        self._generator = make_generator(self._rng)
+
+        patches = self._patches(images)
+        Y = torch.nn.functional.one_hot(torch.as_tensor(y_enc), len(self.classes_)).to(self.device_, self._dtype)
+        split = self._split(y_enc, images.shape[0])
+        self.agop_eigenvalues_ = []
+        if split is None:
+            stages, scores = self._run_iterations(patches, Y, None, None)
+            best = len(stages) - 1
+            T, coef = stages[best]
+        else:
+            train, val = (torch.as_tensor(s, device=patches.device) for s in split)
+            stages, scores = self._run_iterations(patches[train], Y[train], patches[val], y_enc[split[1]])
+            best = int(np.nanargmax(scores))
+            T = stages[best][0]
+            # Refit the ridge regression with the chosen features on every training sample.
+            coef = self._solve(self._kernel(transform_patches(patches, T)), Y)
+        self._stages = [(stage_T, stage_coef) for stage_T, stage_coef in stages]
+        self._stage_centers = images if split is None else images[torch.as_tensor(split[0])]
+        self.validation_scores_ = scores
+        self.best_iteration_ = best
+        self.n_iter_ = len(stages) - 1
+        self.transform_matrix_ = to_numpy(T).astype(np.float64)
+        self.M_ = self.transform_matrix_.T @ self.transform_matrix_
+        self.centers_ = images
+        self.dual_coef_ = coef
+        self._T = T
+        self.filters_ = self._make_filters(images.shape[1])
+        grid = self._grid
+        self.output_shape_ = (self.filters_.shape[0], grid[0], grid[1])
+        self._n_features_out = int(np.prod(self.output_shape_))
+        del self._rng, self._generator
+        return self
+
+    def _make_filters(self, n_channels):
+        root = psd_sqrt(torch.as_tensor(self.M_))
+        if self.n_filters is not None:
+            generator = make_generator(seed_from_random_state(self.random_state))
+            Z = torch.randn(self.n_filters, root.shape[0], generator=generator, dtype=torch.float64)
+            root = Z @ root
+        qh, qw = _pair(self.patch_size, "patch_size")
+        return to_numpy(root).reshape(-1, n_channels, qh, qw).astype(np.float32)
+
+    # ------------------------------------------------------------- prediction
+    def _decision(self, X, T, coef, centers):
+        images = self._validate_images(_reject_1d(X), reset=False)
+        A = transform_patches(self._patches(images), T)
+        B = transform_patches(self._patches(centers), T)
+        return to_numpy(self._kernel(A, B) @ coef)
+
+    def decision_function(self, X):
+        """Kernel ridge outputs, one column per class (a single column for two classes).
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, n_classes)
+            For two classes, positive values vote for ``classes_[1]``.
+        """
+        check_is_fitted(self)
+        scores = self._decision(X, self._T, self.dual_coef_, self.centers_)
+        return self._format_decision(scores)
+
+    def _format_decision(self, scores):
+        scores = scores.astype(np.float64)
+        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+
+    def predict(self, X):
+        """Predicted class of each image."""
+        check_is_fitted(self)
+        scores = self._decision(X, self._T, self.dual_coef_, self.centers_)
+        return self.classes_[scores.argmax(1)]
+
+    def staged_decision_function(self, X):
+        """Decision function of each iteration's model (fitted on the training split), in order.
+
+        Useful to trace test accuracy over the AGOP iterations; model
+        selection itself only uses the validation split.
+
+        Yields
+        ------
+        ndarray of shape (n,) or (n, n_classes)
+        """
+        check_is_fitted(self)
+        for T, coef in self._stages:
+            yield self._format_decision(self._decision(X, T, coef, self._stage_centers))
+
+    def staged_score(self, X, y):
+        """Accuracy of each iteration's model on ``(X, y)``; returns an array of length ``n_iter_ + 1``."""
+        y = np.asarray(y)
+        scores = []
+        for decision in self.staged_decision_function(X):
+            labels = (decision > 0).astype(int) if decision.ndim == 1 else decision.argmax(1)
+            scores.append(float((self.classes_[labels] == y).mean()))
+        return np.asarray(scores)
+
+    def transform(self, X):
+        """Feature maps of the learned filters: ``conv2d(X, filters_)``, flattened.
+
+        Returns
+        -------
+        ndarray of shape (n, n_filters * H_out * W_out), float32
+        """
+        check_is_fitted(self)
+        images = self._validate_images(_reject_1d(X), reset=False)
+        weight = torch.as_tensor(self.filters_, device=self.device_)
+        outputs = []
+        for start in range(0, images.shape[0], self.batch_size):
+            batch = images[start : start + self.batch_size].to(self.device_, torch.float32)
+            maps = torch.nn.functional.conv2d(batch, weight, stride=self._geometry()["stride"],
+                                              padding=self._geometry()["padding"])
+            outputs.append(to_numpy(maps.flatten(1)))
+        return np.concatenate(outputs).astype(np.float32)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags

@@ -1,0 +1,202 @@
+"""Patch AGOP: the average gradient outer product of a kernel predictor with respect to its input patches.
+
+For a kernel predictor ``f(x) = sum_i coef_i K(x, z_i)`` with a patch kernel
+``K(x, z) = (1/P) sum_p k(T x_p, T z_p)`` (see :mod:`skphase.nn._patch_kernels`),
+the patch AGOP over images ``x_1..x_n`` is
+
+    G = (1/n) sum_x sum_p sum_c grad_{x_p} f_c(x) grad_{x_p} f_c(x)^T,
+
+a ``(C q^2, C q^2)`` matrix, where each patch ``x_p`` is treated as its own
+variable (a pixel shared by several patches contributes once per patch).
+
+For the Laplace and Gaussian patch kernels the gradient is, with
+``a_p = T x_p`` and ``b_ip = T z_{i,p}``,
+
+    grad_{x_p} f_c(x) = (1/P) T^T sum_i coef_ic w(a_p, b_ip) (a_p - b_ip),
+
+``w = -k / (L ||a - b||)`` (Laplace) or ``w = -k / L^2`` (Gaussian). Writing
+``h = a_p (W_p coef)_c - (W_p (coef_c * B_p))`` turns the sum over centres into
+one batched matrix product per block of positions, and
+``G = T^T (sum h h^T) T / (n P^2)``: the only work proportional to
+``n m P`` is the weight computation and that product. Pairs at distance 0 (an
+image against itself, two blank patches) have no Laplace gradient; they get
+weight 0, the convention of the RFM literature. Other kernels (the NTK) go
+through autograd, in blocks of rows.
+"""
+
+import torch
+
+from ._patch_kernels import (
+    _BLOCK_ELEMENTS,
+    _augment,
+    _check_kernel,
+    _pair,
+    _position_chunks,
+    extract_patches,
+    patch_grid_shape,
+    patch_kernel_from_patches,
+    psd_sqrt,
+    transform_patches,
+)
+
+__all__ = ["patch_agop", "patch_agop_from_patches"]
+
+
+def _gradient_weights_(out, spare, tol, bandwidth, kernel):
+    """Turn squared distances in ``out`` into gradient weights, up to the factor ``-1/L`` (Laplace) or ``-1/L^2``.
+
+    In place (``spare`` is scratch), five passes over the block. Laplace:
+    ``exp(-d/L) / d``, with pairs closer than round-off sent to ``d = inf``
+    (weight 0). Gaussian: ``exp(-d^2 / (2 L^2))``. The constant factor is
+    applied once to the final sum (it enters squared).
+    """
+    if kernel == "gaussian":
+        return out.mul_(-0.5 / bandwidth**2).exp_()
+    torch.nn.functional.threshold_(out, tol, float("inf"))
+    out.sqrt_()
+    torch.mul(out, -1.0 / bandwidth, out=spare).exp_()
+    return spare.div_(out)
+
+
+def _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size):
+    """``sum_{x,p,c} h h^T`` for the Laplace/Gaussian patch kernels (see module docstring)."""
+    n_pos, n, r = A.shape
+    m, n_out = coef.shape
+    eps = torch.finfo(A.dtype).eps
+    # Below this squared distance the expanded |a|^2 + |b|^2 - 2ab is round-off.
+    tol = 16 * eps * float(max(A.square().sum(-1).max(), B.square().sum(-1).max()))
+    A_aug, B_aug = _augment(A, B)
+    # Right-hand side of the product: coef_ic * b_ip for every class, then coef_ic itself.
+    coef_cols = coef.to(A)
+    H = A.new_zeros(r, r)
+    col_blocks = [slice(s, min(s + batch_size, m)) for s in range(0, m, batch_size)]
+    for start in range(0, n, batch_size):
+        rows = slice(start, min(start + batch_size, n))
+        nb = rows.stop - rows.start
+        chunks = _position_chunks(n_pos, nb, min(batch_size, m))
+        size = chunks[0].stop - chunks[0].start
+        buffer, spare = A.new_empty(size, nb, min(batch_size, m)), A.new_empty(size, nb, min(batch_size, m))
+        for chunk in chunks:
+            pc = chunk.stop - chunk.start
+            S = A.new_zeros(pc, nb, n_out * (r + 1))
+            for cols in col_blocks:
+                mb = cols.stop - cols.start
+                out, scratch = buffer[:pc, :, :mb], spare[:pc, :, :mb]
+                # Negative round-off is caught by the threshold in _gradient_weights_.
+                torch.bmm(A_aug[chunk, rows], B_aug[chunk, :, cols], out=out)
+                W = _gradient_weights_(out, scratch, tol, bandwidth, kernel)
+                weighted = (coef_cols[cols, :, None] * B[chunk, cols, None, :]).reshape(pc, mb, n_out * r)
+                rhs = torch.cat([weighted, coef_cols[cols].expand(pc, mb, n_out)], dim=-1)
+                S.baddbmm_(W, rhs)
+            s = S[..., n_out * r:]
+            u = S[..., : n_out * r].reshape(pc, nb, n_out, r)
+            h = (A[chunk, rows, None, :] * s[..., None] - u).reshape(-1, r)
+            H.addmm_(h.T, h)
+    return H / (bandwidth**2 if kernel == "laplace" else bandwidth**4)
+
+
+def _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, window, batch_size):
+    """``sum_{x,p,c} g g^T`` by autograd, ``g`` the gradient with respect to the raw patches."""
+    n, n_pos, d = patches_x.shape
+    m, n_out = coef.shape
+    rows_per_block = max(1, _BLOCK_ELEMENTS // (4 * m * n_pos))
+    G = patches_x.new_zeros(d, d)
+    for start in range(0, n, rows_per_block):
+        with torch.enable_grad():
+            block = patches_x[start : start + rows_per_block].detach().requires_grad_(True)
+            A = transform_patches(block, T)
+            K = patch_kernel_from_patches(A, B, kernel=kernel, bandwidth=bandwidth, grid=grid,
+                                          ntk_depth=ntk_depth, window=window, batch_size=batch_size)
+            f = K @ coef.to(K)
+            for c in range(n_out):
+                (grad,) = torch.autograd.grad(f[:, c].sum(), block, retain_graph=c < n_out - 1)
+                flat = grad.reshape(-1, d)
+                G.addmm_(flat.T, flat)
+    return G
+
+
+def patch_agop_from_patches(patches_x, patches_z, coef, *, T=None, kernel="laplace", bandwidth=10.0,
+                            grid=None, ntk_depth=3, window=(3, 3), method="auto", batch_size=256):
+    """Patch AGOP from already extracted patches; see :func:`patch_agop`.
+
+    Parameters
+    ----------
+    patches_x : torch.Tensor of shape (n, P, d)
+        Patches of the images where gradients are taken.
+    patches_z : torch.Tensor of shape (m, P, d)
+        Patches of the predictor's centres.
+    coef : torch.Tensor of shape (m,) or (m, n_outputs)
+    T : torch.Tensor of shape (r, d) or None
+        Square root of the Mahalanobis matrix, ``M = T^T T``.
+    """
+    _check_kernel(kernel, bandwidth)
+    if method not in ("auto", "closed_form", "autograd"):
+        raise ValueError(f"method must be 'auto', 'closed_form' or 'autograd', got {method!r}.")
+    if method == "auto":
+        method = "autograd" if kernel == "ntk" else "closed_form"
+    if method == "closed_form" and kernel == "ntk":
+        raise ValueError("The NTK patch AGOP has no closed form here; use method='autograd'.")
+    coef = coef.reshape(coef.shape[0], -1)
+    if coef.shape[0] != patches_z.shape[0]:
+        raise ValueError(f"coef has {coef.shape[0]} rows but there are {patches_z.shape[0]} centres.")
+    n, n_pos, d = patches_x.shape
+    B = transform_patches(patches_z, T)
+    if method == "autograd":
+        # autograd differentiates K itself, whose 1/P is already in the gradients.
+        G = _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, window, batch_size)
+        G = G / n
+    else:
+        A = transform_patches(patches_x, T)
+        H = _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size)
+        G = H if T is None else T.T.to(H) @ H @ T.to(H)
+        G = G / (n * n_pos**2)
+    return 0.5 * (G + G.T)
+
+
+def patch_agop(X, centers, coef, *, M=None, kernel="laplace", bandwidth=10.0, patch_size=3, stride=1,
+               padding=0, ntk_depth=3, method="auto", batch_size=256):
+    """Patch AGOP of the kernel predictor ``f(x) = sum_i coef_i K(x, centers_i)``.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, C, H, W)
+        Images where the gradients are evaluated (usually the training set).
+    centers : torch.Tensor of shape (m, C, H, W)
+        The predictor's centres.
+    coef : torch.Tensor of shape (m,) or (m, n_outputs)
+        Its coefficients (e.g. kernel ridge regression's dual coefficients).
+    M : torch.Tensor of shape (d, d) or None
+        Mahalanobis matrix of the patch kernel (``d = C q_h q_w``); None is
+        the identity.
+    kernel, bandwidth, patch_size, stride, padding, ntk_depth
+        As in :func:`skphase.nn.patch_kernel`.
+    method : {"auto", "closed_form", "autograd"}, default="auto"
+        ``"auto"`` uses the closed form for Laplace/Gaussian and autograd for
+        the NTK.
+    batch_size : int, default=256
+        Rows and columns per block; bounds memory.
+
+    Returns
+    -------
+    torch.Tensor of shape (d, d)
+        Symmetric PSD matrix ``(1/n) sum_x sum_p sum_c g g^T``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.rand(5, 1, 6, 6, dtype=torch.float64)
+    >>> G = patch_agop(X[:3], X, torch.randn(5, 2, dtype=torch.float64), patch_size=3)
+    >>> G.shape, bool(torch.allclose(G, G.T))
+    (torch.Size([9, 9]), True)
+    """
+    grid = patch_grid_shape(X.shape[-2:], patch_size, stride=stride, padding=padding)
+    if centers.shape[1:] != X.shape[1:]:
+        raise ValueError(f"X and centers must hold images of one shape, got {tuple(X.shape[1:])} and "
+                         f"{tuple(centers.shape[1:])}.")
+    T = None if M is None else psd_sqrt(M.to(X))
+    px = extract_patches(X, patch_size, stride=stride, padding=padding)
+    pz = extract_patches(centers.to(X), patch_size, stride=stride, padding=padding)
+    return patch_agop_from_patches(px, pz, coef.to(X), T=T, kernel=kernel, bandwidth=bandwidth, grid=grid,
+                                   ntk_depth=ntk_depth, window=_pair(patch_size, "patch_size"),
+                                   method=method, batch_size=batch_size)
+
