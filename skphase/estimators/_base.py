@@ -20,11 +20,14 @@ __all__ = ["ImageEstimatorMixin"]
 
 
 def _ndim(X):
-    return X.ndim if hasattr(X, "ndim") else np.ndim(X)
+    return X.ndim if isinstance(X, torch.Tensor) else np.asarray(X).ndim
 
 
 class ImageEstimatorMixin:
     """Image validation, device resolution and CPU-safe pickling for torch-backed estimators."""
+
+    #: Fitted attributes left out of pickles; a subclass rebuilds them in ``__setstate__``.
+    _transient_attributes = ()
 
     def _validate_images(self, X, *, reset, min_samples=1):
         """Return ``X`` as a CPU float tensor ``(n, C, H, W)``.
@@ -66,7 +69,7 @@ class ImageEstimatorMixin:
         return self.device_
 
     def __getstate__(self):
-        state = self.__dict__.copy()
+        state = {k: v for k, v in self.__dict__.items() if k not in self._transient_attributes}
         torch_state = {
             key: value
             for key, value in state.items()

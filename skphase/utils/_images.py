@@ -50,19 +50,22 @@ def _as_tensor(X, dtype):
     if isinstance(X, torch.Tensor):
         X = X.detach()
         if X.is_complex():
-            raise ValueError("X is complex; pass real-valued images.")
+            raise ValueError("Complex data not supported: X is complex; pass real-valued images.")
         return X.to(dtype=dtype)
     try:
         array = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"X could not be read as an array: {exc}") from exc
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
-    ):
-        raise ValueError(f"X must hold numbers, got an array of dtype {array.dtype}.")
     if np.iscomplexobj(array):
-        raise ValueError("X is complex; pass real-valued images.")
-    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype=dtype)
+        raise ValueError("Complex data not supported: X is complex; pass real-valued images.")
+    if array.dtype == object:
+        array = array.astype(np.float64)  # numbers stored as objects; anything else raises
+    elif not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
+        raise ValueError(f"X must hold numbers, got an array of dtype {array.dtype}.")
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # torch cannot wrap read-only memory (e.g. memmaps)
+        array = array.copy()
+    return torch.from_numpy(array).to(dtype=dtype)
 
 
 def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, name="X"):
@@ -96,13 +99,17 @@ def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, nam
         raise TypeError(f"{name} is a sparse matrix; skphase works on dense images. Use {name}.toarray().")
     tensor = _as_tensor(X, dtype)
     if tensor.ndim == 2:
+        if tensor.shape[1] == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={tuple(tensor.shape)}) while a minimum of 1 is required."
+            )
         shape = infer_image_shape(tensor.shape[1], image_shape)
         tensor = tensor.reshape((tensor.shape[0],) + shape)
     elif tensor.ndim == 3:
         tensor = tensor.unsqueeze(1)
     elif tensor.ndim != 4:
         raise ValueError(
-            f"{name} must have shape (n, C, H, W), (n, H, W) or flat (n, d) with image_shape; "
+            f"Reshape your data: {name} must have shape (n, C, H, W), (n, H, W) or flat (n, d) with image_shape; "
             f"got an array with {tensor.ndim} dimension(s) of shape {tuple(tensor.shape)}. "
             "Reshape a single image with X[None]."
         )

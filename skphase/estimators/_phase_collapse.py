@@ -1,0 +1,390 @@
+"""ScatteringPhaseCollapse: the learned scattering network as a scikit-learn estimator."""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ..nn._complex_ops import NONLINEARITIES
+from ..nn._phase_collapse_net import PhaseCollapseNet, count_subsamplings
+from ..nn._scattering_block import VARIANTS
+from ..nn._training import AUGMENTATIONS, SCHEDULES, train_classifier
+from ..utils import make_generator, map_batches, min_image_size_error, progress_bar, to_numpy
+from ._base import ImageEstimatorMixin
+
+__all__ = ["ScatteringPhaseCollapse", "PhaseCollapse"]
+
+
+class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerMixin, BaseEstimator):
+    """Learned scattering network with phase collapse (Guth, Zarka & Mallat, ICLR 2022).
+
+    A cascade of blocks, each made of fixed complex wavelet filtering ``W``
+    (a low-pass and ``L`` oriented Morlet wavelets, kymatio's formulas),
+    a point-wise non-linearity ``rho``, a standardisation without affine
+    parameters, a learned complex 1x1 projection ``P`` (no bias) and a
+    per-pixel normalisation; a linear classifier reads the last block. The
+    whole network is trained end to end by ``fit``; ``transform`` returns the
+    learned representation (the last block, flattened) for any linear
+    classifier, and ``predict`` uses the trained head.
+
+    Swapping ``nonlinearity`` between the modulus (which collapses the phase)
+    and phase-preserving maps such as soft-thresholding is the experiment of
+    the paper: the modulus separates class means, thresholding does much worse.
+
+    Parameters
+    ----------
+    widths : int or sequence of int, default=(32, 64, 128)
+        Complex channels out of each block's projection; a sequence sets one
+        width per block, an int is repeated ``n_blocks`` times.
+    n_blocks : int or None, default=None
+        Number of blocks; None takes ``len(widths)``.
+    L : int, default=4
+        Number of wavelet orientations per block.
+    nonlinearity : {"modulus", "soft_threshold", "modulus_collapse", "sigmoid", "tanh", "relu", "identity"}, \
+            default="modulus"
+        See :class:`skphase.nn.ComplexNonlinearity`.
+    variant : {"lscat", "lscat+skip"}, default="lscat+skip"
+        ``"lscat"`` keeps the low-pass linear and applies ``rho`` to the
+        wavelet coefficients; ``"lscat+skip"`` feeds ``P`` with both the
+        linear coefficients and ``rho`` of all of them.
+    factorized : bool, default=False
+        Two blocks per octave with half-octave filters; only every second
+        block subsamples (the paper's CIFAR configuration).
+    max_iter : int, default=20
+        Training epochs.
+    batch_size : int, default=128
+        Mini-batch size in training, and the number of images processed at a
+        time in ``transform``/``predict`` (bounds memory).
+    learning_rate_init : float, default=0.05
+        SGD learning rate at the start of the schedule.
+    momentum : float, default=0.9
+    weight_decay : float, default=1e-4
+    schedule : {"cosine", "step", "constant"}, default="cosine"
+    augmentation : {None, "crop", "crop+flip"}, default=None
+        Random crops (padding of ``H // 8`` pixels) and horizontal flips.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, keep the epoch
+        with the best validation accuracy, and stop after
+        ``n_iter_no_change`` epochs without improvement.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    tol : float, default=1e-4
+    max_time : float or None, default=None
+        Training budget in seconds (checked after each epoch).
+    warm_start : bool, default=False
+        Continue training the fitted network (same data shape and classes).
+    image_shape : tuple of int or None, default=None
+        ``(H, W)`` or ``(C, H, W)`` of one image when ``X`` is flat.
+    device : str, default="auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial projections, the shuffling and the augmentation.
+        Equal seeds give equal results on the CPU.
+    verbose : int, default=0
+        Show a progress bar over epochs.
+
+    Attributes
+    ----------
+    module_ : PhaseCollapseNet
+        The trained torch network (``module_.blocks`` holds the blocks).
+    classes_ : ndarray of shape (n_classes,)
+    image_shape_ : tuple of int
+        ``(C, H, W)`` of the training images.
+    n_features_in_ : int
+        ``C * H * W``.
+    feature_names_in_ : ndarray of str
+        Names of the columns of flat ``X`` when they are all strings.
+    block_shapes_ : list of tuple
+        ``(H, W, 2 * width)`` of each block's output (real parts, then imaginary parts).
+    device_ : torch.device
+    n_iter_ : int
+        Epochs run (summed over warm starts).
+    loss_curve_ : list of float
+        Training loss per epoch.
+    validation_scores_ : list of float
+        Validation accuracy per epoch (with ``early_stopping``).
+    best_loss_ : float
+    best_validation_score_ : float or None
+    stopped_by_ : str
+        Why training ended: ``"max_iter"``, ``"early_stopping"``, ``"max_time"`` or ``"interrupted"``.
+    training_time_ : float
+        Seconds spent in the last call to ``fit``.
+
+    See Also
+    --------
+    ScatteringTransform : the fixed (not learned) scattering baseline.
+
+    Notes
+    -----
+    The output of ``transform`` has ``H' * W' * 2 * widths[-1]`` features:
+    the last block's complex map, channels last, real parts then imaginary
+    parts. :meth:`transform_blocks` returns every block's output, and forward
+    hooks on ``module_.blocks`` reach them inside torch code.
+
+    References
+    ----------
+    F. Guth, J. Zarka, S. Mallat. "Phase Collapse in Neural Networks". ICLR 2022.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skphase import PhaseCollapse
+    >>> from skphase.datasets import load_digits_images
+    >>> X, y = load_digits_images()
+    >>> pipe = make_pipeline(PhaseCollapse(widths=(16, 32), max_iter=2, device="cpu", random_state=0),
+    ...                      LogisticRegression(max_iter=200))
+    >>> pipe.fit(X[:300], y[:300]).score(X[300:400], y[300:400]) > 0.5
+    True
+    """
+
+    _parameter_constraints = {
+        "widths": [Interval(numbers.Integral, 1, None, closed="left"), "array-like"],
+        "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "L": [Interval(numbers.Integral, 1, None, closed="left")],
+        "nonlinearity": [StrOptions(set(NONLINEARITIES))],
+        "variant": [StrOptions(set(VARIANTS))],
+        "factorized": ["boolean"],
+        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "schedule": [StrOptions(set(SCHEDULES))],
+        "augmentation": [StrOptions({a for a in AUGMENTATIONS if a}), None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_time": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "warm_start": ["boolean"],
+        "image_shape": ["array-like", None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, *, widths=(32, 64, 128), n_blocks=None, L=4, nonlinearity="modulus",
+                 variant="lscat+skip", factorized=False, max_iter=20, batch_size=128,
+                 learning_rate_init=0.05, momentum=0.9, weight_decay=1e-4, schedule="cosine",
+                 augmentation=None, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5,
+                 tol=1e-4, max_time=None, warm_start=False, image_shape=None, device="auto",
+                 random_state=None, verbose=0):
+        self.widths = widths
+        self.n_blocks = n_blocks
+        self.L = L
+        self.nonlinearity = nonlinearity
+        self.variant = variant
+        self.factorized = factorized
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.augmentation = augmentation
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.max_time = max_time
+        self.warm_start = warm_start
+        self.image_shape = image_shape
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ set-up
+    def _block_widths(self):
+        if isinstance(self.widths, numbers.Integral):
+            return [int(self.widths)] * (self.n_blocks or 1)
+        widths = [int(w) for w in self.widths]
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be positive integers, got {self.widths!r}.")
+        if self.n_blocks is not None and self.n_blocks != len(widths):
+            raise ValueError(
+                f"n_blocks={self.n_blocks} but widths has {len(widths)} entries; give one width per "
+                "block or an int width."
+            )
+        return widths
+
+    def _check_image_size(self, n_blocks):
+        _, height, width = self.image_shape_
+        needed = 2 ** count_subsamplings(n_blocks, self.factorized)
+        # A side of length 1 (a 1-D signal) is never subsampled.
+        if any(1 < side < needed for side in (height, width)):
+            raise min_image_size_error(
+                (height, width), (needed, needed),
+                f"{n_blocks} block(s) with {count_subsamplings(n_blocks, self.factorized)} subsampling(s) by 2",
+            )
+
+    def _encode_targets(self, y, n_samples):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        y = column_or_1d(y, warn=True)
+        if len(y) != n_samples:
+            raise ValueError(f"X has {n_samples} samples but y has {len(y)}.")
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data; got only one "
+                f"class: {encoder.classes_[0]!r}."
+            )
+        return encoder
+
+    # ---------------------------------------------------------------- training
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network end to end on images ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` (see ``image_shape``).
+        y : array-like of shape (n,)
+
+        Returns
+        -------
+        self
+        """
+        warm = self.warm_start and hasattr(self, "module_")
+        images = self._validate_images(X, reset=not warm)
+        encoder = self._encode_targets(y, images.shape[0])
+        if warm and not np.array_equal(encoder.classes_, self.classes_):
+            raise ValueError("warm_start needs the classes of the first fit; got different classes.")
+        self.classes_ = encoder.classes_
+        labels = torch.as_tensor(encoder.transform(column_or_1d(y)), dtype=torch.int64)
+        widths = self._block_widths()
+        self._check_image_size(len(widths))
+        device = self._resolve_device()
+        generator = make_generator(self.random_state)
+        if not warm:
+            self.module_ = PhaseCollapseNet(
+                self.image_shape_[0], self.image_shape_[1:], widths, len(self.classes_), L=self.L,
+                nonlinearity=self.nonlinearity, variant=self.variant, factorized=self.factorized,
+                generator=generator,
+            )
+            self.n_iter_, self.loss_curve_, self.validation_scores_ = 0, [], []
+            self._optimizer_state = None
+        self.module_.to(device)
+        X_val = y_val = None
+        if self.early_stopping:
+            stratify = labels.numpy() if np.bincount(labels.numpy()).min() >= 2 else None
+            train_idx, val_idx = train_test_split(
+                np.arange(images.shape[0]), test_size=self.validation_fraction,
+                random_state=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)), stratify=stratify,
+            )
+            X_val, y_val = images[val_idx], labels[val_idx]
+            images, labels = images[train_idx], labels[train_idx]
+        result = train_classifier(
+            self.module_, images, labels, X_val=X_val, y_val=y_val, max_iter=self.max_iter,
+            batch_size=self.batch_size, learning_rate=self.learning_rate_init, momentum=self.momentum,
+            weight_decay=self.weight_decay, schedule=self.schedule, augmentation=self.augmentation,
+            n_iter_no_change=self.n_iter_no_change if self.early_stopping else None, tol=self.tol,
+            max_time=self.max_time, generator=generator, device=device,
+            optimizer_state=self._optimizer_state, progress=progress_bar(self.verbose, "epochs"),
+        )
+        self._optimizer_state = result.optimizer_state
+        self.n_iter_ += result.n_iter
+        self.loss_curve_ = self.loss_curve_ + result.loss_curve
+        self.validation_scores_ = self.validation_scores_ + result.validation_scores
+        self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else float("nan")
+        self.best_validation_score_ = max(self.validation_scores_) if self.validation_scores_ else None
+        self.stopped_by_ = result.stopped_by
+        self.training_time_ = result.elapsed
+        self.block_shapes_ = [self._block_shape(i) for i in range(len(widths))]
+        self._n_features_out = int(np.prod(self.module_.output_shape))
+        return self
+
+    def _block_shape(self, index):
+        height, width = self.image_shape_[1:]
+        for block in self.module_.blocks[: index + 1]:
+            height, width = block.wavelets.output_size(height), block.wavelets.output_size(width)
+        return (height, width, 2 * self.module_.blocks[index].out_channels)
+
+    # --------------------------------------------------------------- inference
+    def _run(self, X, fn, desc):
+        images = self._validate_images(X, reset=False)
+        self.module_.to(self.device_).eval()
+        return map_batches(fn, images, batch_size=self.batch_size, device=self.device_,
+                           progress=progress_bar(self.verbose, desc))
+
+    def transform(self, X):
+        """The learned representation: the last block's output, flattened.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Images of the shape seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n, n_features_out), float32
+        """
+        check_is_fitted(self)
+        out = self._run(X, lambda b: self.module_.features(b).flatten(1), "transform")
+        return to_numpy(out)
+
+    def transform_blocks(self, X):
+        """Every block's output, for layer-by-layer measurements.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+
+        Returns
+        -------
+        list of ndarray
+            One ``(n, H_k * W_k * 2 * widths[k])`` float32 array per block
+            (shapes in ``block_shapes_``).
+        """
+        check_is_fitted(self)
+        outputs = self._run(
+            X, lambda b: tuple(o.flatten(1) for o in self.module_.features(b, all_blocks=True)),
+            "transform_blocks",
+        )
+        return [to_numpy(o) for o in outputs]
+
+    def decision_function(self, X):
+        """Logits of the trained linear head, ``(n, n_classes)``."""
+        check_is_fitted(self)
+        logits = to_numpy(self._run(X, self.module_, "predict"))
+        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
+
+    def predict_proba(self, X):
+        """Class probabilities from the trained head (softmax of the logits)."""
+        check_is_fitted(self)
+        return to_numpy(self._run(X, lambda b: torch.softmax(self.module_(b), dim=1), "predict"))
+
+    def predict(self, X):
+        """Class labels from the trained head."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``blockK_y{i}_x{j}_{re|im}{c}`` of the output features, in ``transform``'s order."""
+        check_is_fitted(self)
+        height, width, channels = self.block_shapes_[-1]
+        half = channels // 2
+        parts = [f"re{c}" for c in range(half)] + [f"im{c}" for c in range(half)]
+        last = len(self.block_shapes_) - 1
+        names = [f"block{last}_y{i}_x{j}_{p}" for i in range(height) for j in range(width) for p in parts]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float32"]  # computations run in float32
+        tags.non_deterministic = False
+        return tags
+
+
+#: Short name of :class:`ScatteringPhaseCollapse`.
+PhaseCollapse = ScatteringPhaseCollapse

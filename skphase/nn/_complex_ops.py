@@ -1,0 +1,131 @@
+"""Complex arithmetic on split real tensors, and non-linearities on complex channels.
+
+skphase networks keep complex activations as pairs of real tensors
+``(re, im)`` with channels last: real matrix products are what CPUs and GPUs
+run fastest, and a complex 1x1 projection becomes one real GEMM.
+"""
+
+import torch
+from torch import nn
+
+__all__ = [
+    "safe_modulus",
+    "NONLINEARITIES",
+    "ComplexNonlinearity",
+]
+
+
+class _SafeModulus(torch.autograd.Function):
+    """``|z| = sqrt(re^2 + im^2)`` whose gradient is 0 (a subgradient) at ``z = 0``."""
+
+    @staticmethod
+    def forward(ctx, re, im):
+        modulus = torch.hypot(re, im)
+        ctx.save_for_backward(re, im, modulus)
+        return modulus
+
+    @staticmethod
+    def backward(ctx, grad):
+        re, im, modulus = ctx.saved_tensors
+        # d|z|/dre = re/|z|; defined as 0 where |z| = 0 instead of 0/0 = NaN.
+        scale = torch.where(modulus > 0, grad / modulus, torch.zeros_like(modulus))
+        return scale * re, scale * im
+
+
+def safe_modulus(re, im):
+    """Complex modulus of ``re + i im`` with a finite gradient everywhere.
+
+    Parameters
+    ----------
+    re, im : torch.Tensor
+        Real and imaginary parts, same shape.
+
+    Returns
+    -------
+    torch.Tensor
+        ``sqrt(re**2 + im**2)``; its gradient at 0 is 0.
+    """
+    return _SafeModulus.apply(re, im)
+
+
+def _unit_phase(re, im, modulus):
+    """``z / |z|`` as (re, im), with 0 where ``z = 0``."""
+    inverse = torch.where(modulus > 0, 1.0 / modulus.clamp_min(torch.finfo(modulus.dtype).tiny), 0.0)
+    return re * inverse, im * inverse
+
+
+class ComplexNonlinearity(nn.Module):
+    """A point-wise non-linearity on complex channels stored as ``(re, im)``.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`NONLINEARITIES`:
+
+        - ``"modulus"``: ``|z|``, collapses the phase; the output is real.
+        - ``"soft_threshold"``: ``relu(1 - lambda / |z|) z``, learned ``lambda >= 0`` per
+          channel (initialised to 0.1); keeps the phase.
+        - ``"modulus_collapse"``: ``z / |z|``, keeps only the phase.
+        - ``"sigmoid"``: ``sigmoid(g |z| + b) z / |z|`` with learned gain and bias per channel.
+        - ``"tanh"``: ``tanh(|z|) z / |z|``.
+        - ``"relu"``: ``relu(Re z) + i relu(Im z)``, the real rectifier on each part.
+        - ``"identity"``: no non-linearity.
+    n_channels : int
+        Number of complex channels (last axis), for the learned parameters.
+
+    Attributes
+    ----------
+    real_output : bool
+        True when the output is real (the modulus): the caller stores no
+        imaginary part.
+    """
+
+    def __init__(self, kind, n_channels):
+        super().__init__()
+        if kind not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {kind!r}.")
+        self.kind = kind
+        self.real_output = kind == "modulus"
+        if kind == "soft_threshold":
+            self.threshold = nn.Parameter(torch.full((n_channels,), 0.1))
+        elif kind == "sigmoid":
+            self.gain = nn.Parameter(torch.ones(n_channels))
+            self.bias = nn.Parameter(torch.zeros(n_channels))
+
+    def extra_repr(self):
+        return f"kind={self.kind!r}"
+
+    def forward(self, re, im):
+        """Return ``|z|`` (one tensor) for the modulus, else ``(re, im)`` of the output."""
+        kind = self.kind
+        if kind == "identity":
+            return re, im
+        if kind == "relu":
+            return torch.relu(re), torch.relu(im)
+        modulus = safe_modulus(re, im)
+        if kind == "modulus":
+            return modulus
+        if kind == "soft_threshold":
+            # relu(|z| - lambda) z / |z|, written so that the gradient is finite at 0.
+            shrunk = torch.relu(modulus - self.threshold.abs())
+            phase_re, phase_im = _unit_phase(re, im, modulus)
+            return shrunk * phase_re, shrunk * phase_im
+        phase_re, phase_im = _unit_phase(re, im, modulus)
+        if kind == "modulus_collapse":
+            return phase_re, phase_im
+        if kind == "sigmoid":
+            amplitude = torch.sigmoid(self.gain * modulus + self.bias)
+        else:  # tanh
+            amplitude = torch.tanh(modulus)
+        return amplitude * phase_re, amplitude * phase_im
+
+
+NONLINEARITIES = (
+    "modulus",
+    "soft_threshold",
+    "modulus_collapse",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "identity",
+)

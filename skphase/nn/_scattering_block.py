@@ -1,0 +1,233 @@
+"""One block of a learned scattering network: W (wavelets), rho, Std, P, N.
+
+Activations travel between blocks channels-last as real tensors
+``(n, H, W, 2C)``: the real parts of ``C`` complex channels, then their
+imaginary parts. The wavelet filtering is a small spatial convolution of each
+real channel with ``1 + 2L`` real filters (the low-pass, then the real and
+imaginary parts of the ``L`` Morlet wavelets), recombined into complex
+coefficients; the complex projection ``P`` is a single real matrix product.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..filters._morlet import block_filter_bank
+from ._complex_ops import ComplexNonlinearity
+
+__all__ = ["WaveletFilter", "ComplexStandardization", "ComplexProjection", "ScatteringBlock", "VARIANTS"]
+
+#: "lscat": low-pass kept linear, rho on the wavelet channels only.
+#: "lscat+skip": the linear coefficients and rho of them, for every channel.
+VARIANTS = ("lscat", "lscat+skip")
+
+
+def _pad(x, pad):
+    # Reflection as in the reference; replication when a map is smaller than the filter radius.
+    mode = "reflect" if min(x.shape[-2:]) > pad else "replicate"
+    return F.pad(x, (pad, pad, pad, pad), mode=mode)
+
+
+class WaveletFilter(nn.Module):
+    """Convolve every channel with a low-pass and ``L`` Morlet wavelets, then subsample.
+
+    Parameters
+    ----------
+    L : int
+        Number of orientations.
+    kind : str
+        Filter bank of the block, see :func:`skphase.filters.block_filter_bank`.
+    complex_input : bool
+        Whether the input holds complex channels ``[re | im]`` (True) or real ones.
+
+    Shape
+    -----
+    Input ``(n, H, W, C_real)``; output ``(re, im)``, each ``(n, H', W', C, 1 + L)`` where
+    ``C = C_real / 2`` for complex input, index 0 of the last axis being the low-pass.
+    """
+
+    def __init__(self, L, kind="standard", complex_input=True):
+        super().__init__()
+        filters, subsample = block_filter_bank(L, kind)
+        bank = np.concatenate([filters[:1].real, filters[1:].real, filters[1:].imag])
+        self.register_buffer("bank", torch.tensor(bank, dtype=torch.float32)[:, None])
+        self.L = L
+        self.stride = 2 if subsample else 1
+        self.complex_input = complex_input
+
+    def output_size(self, size):
+        """Spatial size after the block for an input side of ``size``."""
+        return (size + self.stride - 1) // self.stride
+
+    def forward(self, x):
+        n, height, width, channels = x.shape
+        radius = self.bank.shape[-1] // 2
+        maps = x.permute(0, 3, 1, 2).reshape(n * channels, 1, height, width)
+        out = F.conv2d(_pad(maps, radius), self.bank.to(x.dtype), stride=self.stride)
+        out = out.view(n, channels, out.shape[1], out.shape[2], out.shape[3]).permute(0, 3, 4, 1, 2)
+        L = self.L
+        if not self.complex_input:
+            zeros = torch.zeros_like(out[..., :1])
+            return out[..., : 1 + L], torch.cat([zeros, out[..., 1 + L:]], dim=-1)
+        half = channels // 2
+        real, imag = out[..., :half, :], out[..., half:, :]
+        # (a + ib) * (h + ig) = (ah - bg) + i(ag + bh), for h + ig each wavelet.
+        re = torch.cat([real[..., :1], real[..., 1:1 + L] - imag[..., 1 + L:]], dim=-1)
+        im = torch.cat([imag[..., :1], real[..., 1 + L:] + imag[..., 1:1 + L]], dim=-1)
+        return re, im
+
+
+class ComplexStandardization(nn.Module):
+    """Per-channel standardisation without affine parameters.
+
+    Complex channels: the complex mean is removed and the result divided by
+    ``sqrt(eps + E|z - mu|^2)``; real channels likewise with their variance.
+    Batch statistics in training, running averages in eval mode.
+
+    Parameters
+    ----------
+    n_complex, n_real : int
+        Numbers of complex and real channels (last axis of the inputs).
+    eps : float, default=1e-5
+    momentum : float, default=0.1
+    """
+
+    def __init__(self, n_complex, n_real, eps=1e-5, momentum=0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        n_means = 2 * n_complex + n_real
+        self.register_buffer("running_mean", torch.zeros(n_means))
+        self.register_buffer("running_var", torch.ones(n_complex + n_real))
+        self.n_complex = n_complex
+
+    def forward(self, parts):
+        """``parts = [re, im, real]`` channels-last; returns the standardised parts."""
+        flat = torch.cat([p.reshape(-1, p.shape[-1]) for p in parts], dim=-1)
+        k = self.n_complex
+        if self.training:
+            mean = flat.mean(dim=0)
+            centred = flat - mean
+            power = centred.square().mean(dim=0)
+            var = torch.cat([power[:k] + power[k:2 * k], power[2 * k:]])
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().float(), self.momentum)
+                self.running_var.lerp_(var.detach().float(), self.momentum)
+        else:
+            centred = flat - self.running_mean.to(flat.dtype)
+            var = self.running_var.to(flat.dtype)
+        scale = torch.rsqrt(var + self.eps)
+        scale = torch.cat([scale[:k], scale[:k], scale[k:]])
+        out = centred * scale
+        shape = parts[0].shape[:-1]
+        return out.reshape(*shape, out.shape[-1])
+
+
+def semi_unitary(n_out, n_in, generator=None):
+    """A complex ``(n_out, n_in)`` matrix with orthonormal rows (or columns), from the SVD of a Gaussian."""
+    gaussian = torch.complex(
+        torch.randn(n_out, n_in, generator=generator, dtype=torch.float64),
+        torch.randn(n_out, n_in, generator=generator, dtype=torch.float64),
+    )
+    u, _, vh = torch.linalg.svd(gaussian, full_matrices=False)
+    return (u @ vh).to(torch.complex64)
+
+
+class ComplexProjection(nn.Module):
+    """Learned complex 1x1 convolution without bias, as one real matrix product.
+
+    Parameters
+    ----------
+    n_complex, n_real : int
+        Complex and real input channels (real inputs are complex ones with a
+        zero imaginary part: the modulus outputs).
+    n_out : int
+        Complex output channels.
+    generator : torch.Generator or None
+        Seeds the semi-unitary initialisation.
+
+    Shape
+    -----
+    Input ``(..., 2 n_complex + n_real)`` as ``[re | im | real]``; output
+    ``(..., 2 n_out)`` as ``[re | im]``.
+    """
+
+    def __init__(self, n_complex, n_real, n_out, generator=None):
+        super().__init__()
+        weight = semi_unitary(n_out, n_complex + n_real, generator)
+        self.weight_real = nn.Parameter(weight.real.clone())
+        self.weight_imag = nn.Parameter(weight.imag.clone())
+        self.n_complex = n_complex
+
+    def real_matrix(self):
+        """The ``(2 n_out, 2 n_complex + n_real)`` real matrix acting on ``[re | im | real]``."""
+        k = self.n_complex
+        a, b = self.weight_real, self.weight_imag
+        top = torch.cat([a[:, :k], -b[:, :k], a[:, k:]], dim=1)
+        bottom = torch.cat([b[:, :k], a[:, :k], b[:, k:]], dim=1)
+        return torch.cat([top, bottom], dim=0)
+
+    def forward(self, x):
+        return x @ self.real_matrix().to(x.dtype).T
+
+
+class ScatteringBlock(nn.Module):
+    """W, rho, Std, P, N: one block of the learned scattering network (no biases).
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels (real for the first block, complex afterwards).
+    out_channels : int
+        Complex channels out of the projection ``P``.
+    L : int
+    kind : str
+        Filter bank, see :func:`skphase.filters.block_filter_bank`.
+    nonlinearity : str
+        See :class:`ComplexNonlinearity`.
+    variant : {"lscat", "lscat+skip"}
+    complex_input : bool
+    eps : float, default=1e-5
+        Added under the square roots of Std and N.
+    generator : torch.Generator or None
+    """
+
+    #: Picked by :func:`skphase.metrics.resolve_layers` as a layer to measure.
+    is_representation_layer = True
+
+    def __init__(self, in_channels, out_channels, *, L, kind, nonlinearity, variant, complex_input,
+                 eps=1e-5, generator=None):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
+        self.wavelets = WaveletFilter(L, kind, complex_input)
+        self.variant = variant
+        n_rho = in_channels * ((1 + L) if variant == "lscat+skip" else L)
+        n_linear = in_channels * ((1 + L) if variant == "lscat+skip" else 1)
+        self.rho = ComplexNonlinearity(nonlinearity, n_rho)
+        n_complex = n_linear + (0 if self.rho.real_output else n_rho)
+        n_real = n_rho if self.rho.real_output else 0
+        self.std = ComplexStandardization(n_complex, n_real, eps=eps)
+        self.proj = ComplexProjection(n_complex, n_real, out_channels, generator)
+        self.eps = eps
+        self.out_channels = out_channels
+
+    def forward(self, x):
+        re, im = self.wavelets(x)  # (n, H, W, C, 1 + L) each
+        shape = re.shape[:3]
+        if self.variant == "lscat+skip":
+            linear = (re, im)
+            rho_in = (re, im)
+        else:
+            linear = (re[..., :1], im[..., :1])
+            rho_in = (re[..., 1:], im[..., 1:])
+        rho_in = tuple(t.reshape(*shape, -1) for t in rho_in)
+        rho_out = self.rho(*rho_in)
+        linear = [t.reshape(*shape, -1) for t in linear]
+        if self.rho.real_output:
+            parts = [linear[0], linear[1], rho_out]
+        else:
+            parts = [torch.cat([linear[0], rho_out[0]], -1), torch.cat([linear[1], rho_out[1]], -1)]
+        z = self.proj(self.std(parts))
+        # N: unit norm over channels at every pixel.
+        return z * torch.rsqrt(z.square().sum(dim=-1, keepdim=True) + self.eps)
