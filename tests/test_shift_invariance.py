@@ -7,6 +7,7 @@ import torch
 from skphase.estimators._dtcwpt import DTCWPTFeatures
 from skphase.filters._packets import dtcwpt_packet_info
 from skphase.metrics._shift_invariance import (
+    dtcwpt_gamma,
     gamma_q,
     maxpool_modulus_error,
     mean_flip_rate,
@@ -123,3 +124,15 @@ def test_mean_flip_rate_by_hand():
     assert mean_flip_rate(Mean(), X) == 0.0
     scores = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3))
     assert 0.0 <= mean_flip_rate(scores, X) <= 1.0
+
+
+def test_dtcwpt_gamma_reduces_to_gamma_for_a_plane_wave_spectrum():
+    J, n = 3, 128
+    info = dtcwpt_packet_info(J)
+    x = _plane_wave(n, 13, 21)
+    weighted = dtcwpt_gamma(J, X=x, n_freq=n)
+    xi = 2 * np.pi * np.array([21, 13]) / n
+    channel = int(np.argmin(np.hypot(info["xi_x"] - xi[0], info["xi_y"] - xi[1])))
+    assert weighted[channel] == pytest.approx(gamma_q(4 * xi), abs=1e-6)
+    white = dtcwpt_gamma(J)
+    assert white.shape == (128,) and np.all((white >= 0) & (white <= np.sqrt(1.5) + 1e-9))

@@ -7,5 +7,5 @@ from ._sensitivity import diffeo_sensitivity, layerwise_sensitivity, noise_sensi
 __all__ += ["diffeo_sensitivity", "layerwise_sensitivity", "noise_sensitivity", "relative_stability"]
 from ._separation import class_separation, layerwise_class_separation, separation_scores  # noqa: E402
 __all__ += ["class_separation", "layerwise_class_separation", "separation_scores"]
-from ._shift_invariance import gamma_q, maxpool_modulus_error, mean_flip_rate, shift_images, shift_sensitivity  # noqa: E402
-__all__ += ["gamma_q", "maxpool_modulus_error", "mean_flip_rate", "shift_images", "shift_sensitivity"]
+from ._shift_invariance import dtcwpt_gamma, gamma_q, maxpool_modulus_error, mean_flip_rate, shift_images, shift_sensitivity  # noqa: E402
+__all__ += ["dtcwpt_gamma", "gamma_q", "maxpool_modulus_error", "mean_flip_rate", "shift_images", "shift_sensitivity"]

@@ -12,11 +12,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..filters._packets import dtcwpt_packet_info
+from ..filters._qshift import packet_filters_1d
 from ..nn._dtcwpt import dtcwpt_pool
 from ..utils import check_images, iter_batches, resolve_device
 from ._probes import as_batch_function
 
-__all__ = ["shift_images", "shift_sensitivity", "maxpool_modulus_error", "gamma_q", "mean_flip_rate"]
+__all__ = [
+    "shift_images",
+    "shift_sensitivity",
+    "maxpool_modulus_error",
+    "gamma_q",
+    "dtcwpt_gamma",
+    "mean_flip_rate",
+]
 
 _ONE_PIXEL = ((0, 1), (1, 0), (0, -1), (-1, 0))
 
@@ -255,6 +264,59 @@ def gamma_q(w, q=1):
     gaps = np.diff(phases, axis=-1, append=phases[..., :1] + 2 * np.pi)
     value = 1.5 + (np.sin(gaps) - 8 * np.sin(gaps / 2)).sum(axis=-1) / (4 * np.pi)
     return np.sqrt(np.clip(value, 0.0, None))
+
+
+def dtcwpt_gamma(J, *, q=1, X=None, n_freq=256):
+    """gamma_q predictor of every DT-CWPT channel, averaged over the frequencies the channel passes.
+
+    A plane wave of frequency ``w`` gives a max-pool vs modulus squared error of
+    exactly ``gamma_q(m w)^2`` on the channel it excites (``m = 2**(J-1)``). A
+    channel passes a band of frequencies, weighted by its response ``|W_c(w)|^2``
+    and, for real inputs, by their power spectrum ``S(w)``; this returns
+    ``sqrt(sum_w |W_c(w)|^2 S(w) gamma_q(m w)^2 / sum_w |W_c(w)|^2 S(w)``).
+    With a single frequency it reduces to ``gamma_q(m xi)``.
+
+    Parameters
+    ----------
+    J : int >= 1
+    q : int, default=1
+        Max-pool half-width (3 x 3 pooling).
+    X : array-like of images or None, default=None
+        Inputs whose mean power spectrum (over images and channels) weights the
+        frequencies; None for a white spectrum (the filter response alone).
+    n_freq : int, default=256
+        Frequency grid per axis.
+
+    Returns
+    -------
+    ndarray of shape (2 * 4**J,)
+
+    Examples
+    --------
+    >>> dtcwpt_gamma(2).shape
+    (32,)
+    """
+    info = dtcwpt_packet_info(J)
+    m = 2 ** (J - 1)
+    bank = packet_filters_1d(J)
+    response = np.abs(np.fft.fft(bank[0] + 1j * bank[1], n_freq)) ** 2  # (2**J, n_freq)
+    w = 2 * np.pi * np.fft.fftfreq(n_freq)
+    wx, wy = np.meshgrid(w, w, indexing="ij")
+    gamma2 = gamma_q(m * np.stack([wx, wy], axis=-1), q=q) ** 2  # [x, y]
+    if X is None:
+        spectrum = np.ones((n_freq, n_freq))
+    else:
+        images = check_images(X).to(torch.float64)
+        images = images - images.mean(dim=(-2, -1), keepdim=True)
+        power = torch.fft.fft2(images, s=(n_freq, n_freq)).abs().pow(2).mean(dim=(0, 1))  # [y, x]
+        spectrum = power.numpy().T
+    mirror = np.remainder(-np.arange(n_freq), n_freq)
+    out = np.empty(info["kx"].size)
+    for c, (kx, ky, sign) in enumerate(zip(info["kx"], info["ky"], info["sign"])):
+        along_y = response[ky] if sign > 0 else response[ky][mirror]  # conj pair: mirrored response
+        weights = response[kx][:, None] * along_y[None, :] * spectrum
+        out[c] = np.sqrt((weights * gamma2).sum() / weights.sum())
+    return out
 
 
 def _labels(model, batch):
