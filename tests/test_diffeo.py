@@ -217,3 +217,11 @@ def test_cuda_matches_cpu():
     assert out.device.type == "cuda"
     eta = matched_noise(x.cuda(), out, generator=g)
     torch.testing.assert_close(eta.flatten(1).norm(dim=1), (out - x.cuda()).flatten(1).norm(dim=1))
+
+
+def test_random_deform_equals_deform_of_its_field():
+    x = torch.rand(6, 2, 14, 17, dtype=torch.float64)
+    out, tau = random_deform(x, displacement=2.0, generator=_gen(17), return_displacement=True)
+    torch.testing.assert_close(out, deform(x, tau), atol=1e-12, rtol=0)
+    out_nearest, tau = random_deform(x, interpolation="nearest", generator=_gen(18), return_displacement=True)
+    torch.testing.assert_close(out_nearest, deform(x, tau, interpolation="nearest"))
