@@ -112,6 +112,9 @@ def block_filter_bank(L, kind="standard", tol=1e-3):
     elif kind == "factorized_first":
         phi_sigma, psi = 0.8 / math.sqrt(2), dict(sigma=0.8, xi=3 * np.pi / 4, slant=slant)
     else:
+        if L <= 2:
+            # The half-octave wavelet's slant sqrt(3 s^2 / (4 - s^2)) needs s = 4 / L < 2.
+            raise ValueError(f"Factorized filters need L >= 3 orientations, got L={L}.")
         psi = dict(
             sigma=0.8 * math.sqrt(1.5),
             xi=np.pi / math.sqrt(2),

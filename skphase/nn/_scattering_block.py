@@ -111,8 +111,8 @@ class ComplexStandardization(nn.Module):
             power = centred.square().mean(dim=0)
             var = torch.cat([power[:k] + power[k:2 * k], power[2 * k:]])
             with torch.no_grad():
-                self.running_mean.lerp_(mean.detach().float(), self.momentum)
-                self.running_var.lerp_(var.detach().float(), self.momentum)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(var.detach().to(self.running_var.dtype), self.momentum)
         else:
             centred = flat - self.running_mean.to(flat.dtype)
             var = self.running_var.to(flat.dtype)
