@@ -46,6 +46,10 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
     grey : {None, "mean", "luminance"}, default=None
         Mix colour channels into one grey map first ("luminance": BT.601
         weights, needs 3 channels).
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the computation (the output is float32 either way).
+        "float64" makes each sample's features independent of the batch it is
+        computed in to float32 precision; "float32" is about twice as fast.
     padding : {"zero", "error"}, default="zero"
         Images whose height or width is not a multiple of ``2**J`` are padded with
         zeros at the bottom/right ("zero") or refused ("error").
@@ -98,6 +102,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         "pooling": [StrOptions(set(POOLINGS))],
         "channels": [StrOptions({"all", "no_lowpass", "bandpass"}), "array-like"],
         "grey": [None, StrOptions({"mean", "luminance"})],
+        "dtype": [StrOptions({"float64", "float32"})],
         "padding": [StrOptions({"zero", "error"})],
         "image_shape": [None, tuple, list],
         "device": [str, torch.device],
@@ -112,6 +117,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         pooling="modulus",
         channels="all",
         grey=None,
+        dtype="float64",
         padding="zero",
         image_shape=None,
         device="auto",
@@ -122,6 +128,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         self.pooling = pooling
         self.channels = channels
         self.grey = grey
+        self.dtype = dtype
         self.padding = padding
         self.image_shape = image_shape
         self.device = device
@@ -176,6 +183,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         elif self.grey == "luminance":
             weights = torch.tensor(_LUMINANCE, dtype=images.dtype).view(1, 3, 1, 1)
             images = (images * weights).sum(dim=1, keepdim=True)
+        images = images.to(getattr(torch, self.dtype))
         height, width = images.shape[-2:]
         return F.pad(images, (0, self.padded_shape_[1] - width, 0, self.padded_shape_[0] - height))
 
@@ -226,7 +234,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
                 "inverse_transform needs pooling='none' and grey=None (modulus, max or real "
                 f"features and grey mixing lose information); got pooling={self.pooling!r}, grey={self.grey!r}."
             )
-        features = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        features = torch.as_tensor(np.asarray(X, dtype=self.dtype))
         expected = int(np.prod(self.output_shape_))
         if features.ndim != 2 or features.shape[1] != expected:
             raise ValueError(

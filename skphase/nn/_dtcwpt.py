@@ -31,8 +31,13 @@ _SCALE = 1.0 / (2.0 * math.sqrt(2.0))  # Parseval: sum |z|^2 = ||x||^2
 
 
 def _filters(J, like):
-    """Composite filters as cross-correlation kernels ``(2 * 2**J, L)`` (trees a then b)."""
-    bank = torch.as_tensor(packet_filters_1d(J)[..., ::-1].copy(), dtype=like.dtype, device=like.device)
+    """Composite filters as cross-correlation kernels ``(2 * 2**J, L)`` (trees a then b).
+
+    Each axis pass carries the square root of the Parseval scale, so no extra
+    pass over the (large) output is needed.
+    """
+    bank = packet_filters_1d(J)[..., ::-1] * math.sqrt(_SCALE)
+    bank = torch.as_tensor(bank.copy(), dtype=like.dtype, device=like.device)
     return bank.reshape(-1, bank.shape[-1])
 
 
@@ -110,12 +115,21 @@ def dtcwpt2d(x, J, *, oversample=False):
     if not x.is_floating_point():
         raise TypeError(f"x must be a float32 or float64 tensor, got {x.dtype}.")
     stride = 2 ** (J - 1) if oversample else 2**J
-    R = _trees(x, J, stride)
+    R = _trees(x, J, stride)  # already scaled by _SCALE
     aa, ab = R[:, 0, :, 0], R[:, 0, :, 1]  # (tree along width, tree along height)
     ba, bb = R[:, 1, :, 0], R[:, 1, :, 1]
-    z_pp = torch.complex(aa - bb, ab + ba)  # (psi_a + i psi_b)(x) (psi_a + i psi_b)(y)
-    z_pm = torch.complex(aa + bb, ba - ab)  # (psi_a + i psi_b)(x) conj(psi_a + i psi_b)(y)
-    z = torch.stack((z_pp, z_pm), dim=3) * _SCALE  # (N, Px, Py, 2, h, w)
+    if torch.is_grad_enabled() and R.requires_grad:  # out= buffers do not record gradients
+        z_pp = torch.complex(aa - bb, ab + ba)
+        z_pm = torch.complex(aa + bb, ba - ab)
+        z = torch.stack((z_pp, z_pm), dim=3)
+        return z.reshape(x.shape[:-2] + (-1,) + z.shape[-2:])
+    # Write real and imaginary parts straight into one buffer (no complex temporaries, no stack).
+    out = R.new_empty(aa.shape[:3] + (2,) + aa.shape[3:] + (2,))  # (N, Px, Py, 2, h, w, re/im)
+    torch.sub(aa, bb, out=out[:, :, :, 0, ..., 0])  # (psi_a + i psi_b)(x) (psi_a + i psi_b)(y)
+    torch.add(ab, ba, out=out[:, :, :, 0, ..., 1])
+    torch.add(aa, bb, out=out[:, :, :, 1, ..., 0])  # (psi_a + i psi_b)(x) conj(psi_a + i psi_b)(y)
+    torch.sub(ba, ab, out=out[:, :, :, 1, ..., 1])
+    z = torch.view_as_complex(out)
     return z.reshape(x.shape[:-2] + (-1,) + z.shape[-2:])
 
 
@@ -143,7 +157,7 @@ def idtcwpt2d(z, J):
             "Pass the J used in the forward transform."
         )
     h, w = z.shape[-2:]
-    zz = z.reshape((-1, P, P, 2, h, w)) * _SCALE
+    zz = z.reshape((-1, P, P, 2, h, w))  # the filters carry the Parseval scale
     re_pp, im_pp = zz[:, :, :, 0].real, zz[:, :, :, 0].imag
     re_pm, im_pm = zz[:, :, :, 1].real, zz[:, :, :, 1].imag
     aa, bb = re_pp + re_pm, re_pm - re_pp  # adjoint of the orthogonal complex combination
