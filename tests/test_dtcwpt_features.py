@@ -18,28 +18,12 @@ def _images(n=4, c=1, h=16, w=16, seed=0):
     return np.random.default_rng(seed).random((n, c, h, w)).astype(np.float32)
 
 
-# Input validation is shared (skphase.utils.check_images, ImageEstimatorMixin); these checks
-# fail there for every skphase estimator until it words/handles the cases as scikit-learn expects.
-SHARED_VALIDATION_FAILURES = {
-    "check_complex_data": "shared check_images: message lacks 'Complex data not supported'",
-    "check_dtype_object": "shared check_images refuses object arrays of numbers",
-    "check_estimators_empty_data_messages": "shared check_images accepts (n, 0) input",
-    "check_transformer_data_not_an_array": "shared _base._ndim calls np.ndim on array-likes",
-    "check_fit2d_predict1d": "shared check_images: 1-D message lacks 'Reshape your data'",
-}
-
-
-def _expected_failed_checks(estimator):
-    return SHARED_VALIDATION_FAILURES
-
-
 @parametrize_with_checks(
     [
         DTCWPTFeatures(J=1, device="cpu", batch_size=7),
         DTCWPTFeatures(J=2, pooling="max", channels="no_lowpass", device="cpu"),
         DTCWPTFeatures(J=1, pooling="none", device="cpu"),
-    ],
-    expected_failed_checks=_expected_failed_checks,
+    ]
 )
 def test_sklearn_contract(estimator, check):
     check(estimator)
