@@ -1,0 +1,116 @@
+"""Patch kernels: agreement with a direct float64 computation, symmetry, PSD, memory-bounded blocks."""
+
+import numpy as np
+import pytest
+import torch
+
+from skphase.nn import extract_patches, patch_grid_shape, patch_kernel, psd_sqrt
+
+
+def _direct_kernel(X, Z, M, kernel, bandwidth, patch_size=3, stride=1, padding=0):
+    """(1/P) sum_p k(x_p, z_p) with the Mahalanobis distance written out, all pairs at once."""
+    px = extract_patches(X, patch_size, stride=stride, padding=padding)
+    pz = extract_patches(Z, patch_size, stride=stride, padding=padding)
+    diff = px[:, None] - pz[None]
+    sq = torch.einsum("nmpd,de,nmpe->nmp", diff, M, diff)
+    if kernel == "laplace":
+        values = torch.exp(-sq.clamp_min(0).sqrt() / bandwidth)
+    else:
+        values = torch.exp(-sq / (2 * bandwidth**2))
+    return values.mean(-1)
+
+
+def _random_psd(d, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    R = torch.randn(d, d, generator=g, dtype=torch.float64)
+    return R @ R.T / d
+
+
+def test_extract_patches_matches_conv2d():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(3, 2, 9, 8, generator=g)
+    conv = torch.nn.Conv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), bias=False)
+    patches = extract_patches(X, (3, 2), stride=(2, 1), padding=(1, 0))
+    expected = conv(X).flatten(2).transpose(1, 2)
+    got = patches @ conv.weight.reshape(4, -1).T
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert patches.shape[1] == np.prod(patch_grid_shape((9, 8), (3, 2), stride=(2, 1), padding=(1, 0)))
+
+
+@pytest.mark.parametrize("kernel", ["laplace", "gaussian"])
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1)])
+def test_kernel_equals_direct_float64(kernel, stride, padding):
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(5, 2, 7, 7, generator=g, dtype=torch.float64)
+    Z = torch.rand(4, 2, 7, 7, generator=g, dtype=torch.float64)
+    M = _random_psd(18)
+    K = patch_kernel(X, Z, M=M, kernel=kernel, bandwidth=2.0, stride=stride, padding=padding, batch_size=2)
+    expected = _direct_kernel(X, Z, M, kernel, 2.0, stride=stride, padding=padding)
+    torch.testing.assert_close(K, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["laplace", "gaussian", "ntk"])
+def test_gram_symmetric_psd(kernel):
+    g = torch.Generator().manual_seed(2)
+    X = torch.rand(9, 1, 6, 6, generator=g, dtype=torch.float64)
+    K = patch_kernel(X, M=_random_psd(9, 3), kernel=kernel, bandwidth=3.0, ntk_depth=2, batch_size=4)
+    assert torch.equal(K, K.T)
+    assert torch.linalg.eigvalsh(K).min() > -1e-10
+    # The blocked symmetric Gram equals the rectangular kernel of X with itself.
+    K_rect = patch_kernel(X, X.clone(), M=_random_psd(9, 3), kernel=kernel, bandwidth=3.0, ntk_depth=2,
+                          batch_size=4)
+    torch.testing.assert_close(K, K_rect, rtol=0, atol=1e-7)
+
+
+def test_ntk_depth_one_is_patch_average_of_arccos_ntk():
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(4, 1, 5, 5, generator=g, dtype=torch.float64)
+    Z = torch.rand(3, 1, 5, 5, generator=g, dtype=torch.float64)
+    K = patch_kernel(X, Z, kernel="ntk", ntk_depth=1)
+    px, pz = extract_patches(X, 3) / 3.0, extract_patches(Z, 3) / 3.0  # <a, b> / d with d = 9
+    dot = torch.einsum("npd,mpd->nmp", px, pz)
+    nx, nz = px.norm(dim=-1)[:, None, :], pz.norm(dim=-1)[None, :, :]
+    theta = torch.arccos((dot / (nx * nz)).clamp(-1, 1))
+    nngp = nx * nz * (torch.sin(theta) + (np.pi - theta) * torch.cos(theta)) / np.pi
+    expected = (dot * (np.pi - theta) / np.pi + nngp).mean(-1)
+    torch.testing.assert_close(K, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_identity_M_matches_no_M_and_diagonal_is_one():
+    X = torch.rand(3, 1, 6, 6, dtype=torch.float64)
+    K1 = patch_kernel(X)
+    K2 = patch_kernel(X, M=torch.eye(9, dtype=torch.float64))
+    torch.testing.assert_close(K1, K2)
+    torch.testing.assert_close(K1.diagonal(), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-7)
+
+
+def test_psd_sqrt_squares_back():
+    M = _random_psd(6)
+    T = psd_sqrt(M)
+    torch.testing.assert_close(T @ T, M)
+    torch.testing.assert_close(T, T.T)
+
+
+def test_float32_close_to_float64():
+    X = torch.rand(6, 1, 8, 8, dtype=torch.float64)
+    K64 = patch_kernel(X)
+    K32 = patch_kernel(X.float())
+    assert K32.dtype == torch.float32
+    torch.testing.assert_close(K32.double(), K64, rtol=0, atol=1e-4)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="smaller than one"):
+        patch_kernel(torch.rand(2, 1, 2, 2), patch_size=3)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        patch_kernel(torch.rand(2, 1, 4, 4), kernel="cosine")
+    with pytest.raises(ValueError, match="one shape"):
+        patch_kernel(torch.rand(2, 1, 4, 4), torch.rand(2, 2, 4, 4))
+    with pytest.raises(ValueError, match="bandwidth"):
+        patch_kernel(torch.rand(2, 1, 4, 4), bandwidth=0)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    X = torch.rand(5, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(patch_kernel(X.cuda()).cpu(), patch_kernel(X))
