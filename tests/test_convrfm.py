@@ -1,0 +1,146 @@
+"""ConvRFM: reduction to RFM on flattened data, model selection, filters, deep stacking, sklearn contract."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skphase.datasets import load_digits_images
+from skphase.estimators import ConvRFM
+
+
+def _reference_rfm(X, Y, n_iter, bandwidth, alpha):
+    """Plain RFM on flat vectors (float64): Laplace kernel, ridge on K / max K, M <- trace-normalised AGOP."""
+    X = torch.as_tensor(X, dtype=torch.float64).reshape(len(X), -1)
+    Y = torch.as_tensor(Y, dtype=torch.float64)
+    d = X.shape[1]
+    M = torch.eye(d, dtype=torch.float64)
+    for it in range(n_iter + 1):
+        evals, evecs = torch.linalg.eigh(M)
+        T = (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
+
+        def kernel(A, B, T=T):
+            return torch.exp(-torch.cdist(A @ T.T, B @ T.T) / bandwidth)
+
+        K = kernel(X, X)
+        scale = K.max()
+        coef = torch.linalg.solve(K / scale + alpha * torch.eye(len(X), dtype=torch.float64), Y) / scale
+        if it == n_iter:
+            return M, coef
+        # AGOP of f(x) = kernel(x, X) @ coef, self pairs excluded (gradient 0 at distance 0).
+        diff = (X[:, None, :] - X[None, :, :]) @ T.T @ T  # M (x - z)
+        dist = torch.cdist(X @ T.T, X @ T.T)
+        weight = torch.where(dist > 1e-10, -torch.exp(-dist / bandwidth) / (bandwidth * dist.clamp_min(1e-300)),
+                             torch.zeros_like(dist))
+        grads = torch.einsum("nm,nmd,mc->ncd", weight, diff, coef)
+        G = torch.einsum("ncd,nce->de", grads, grads) / len(X)
+        evals, evecs = torch.linalg.eigh(G)
+        T_new = (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
+        T_new = T_new * (d / (T_new * T_new).sum()).sqrt()
+        M = T_new.T @ T_new
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits_images()
+    return X, y
+
+
+def test_one_patch_covering_the_image_is_rfm_on_flat_data(digits):
+    X, y = digits
+    X, y = X[:60, :, 1:6, 1:6].astype(np.float64), y[:60]  # 5 x 5 images, one 5 x 5 patch
+    clf = ConvRFM(patch_size=5, n_iter=2, validation_fraction=0, dtype="float64", bandwidth=5.0, alpha=1e-3,
+                  device="cpu").fit(X, y)
+    Y = np.eye(10)[y]
+    M_ref, coef_ref = _reference_rfm(X, Y, 2, 5.0, 1e-3)
+    np.testing.assert_allclose(clf.M_, M_ref.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(clf.dual_coef_.numpy(), coef_ref.numpy(), rtol=1e-5, atol=1e-6)
+    Xt = X[:10] + 0.01
+    K = torch.exp(-torch.cdist(torch.as_tensor(Xt).reshape(10, -1) @ torch.as_tensor(clf.transform_matrix_).T,
+                               torch.as_tensor(X).reshape(60, -1) @ torch.as_tensor(clf.transform_matrix_).T)
+                  / 5.0)
+    np.testing.assert_allclose(clf.decision_function(Xt), (K @ coef_ref).numpy(), rtol=1e-6, atol=1e-8)
+
+
+def test_model_selection_on_validation_split(digits):
+    X, y = digits
+    clf = ConvRFM(n_iter=2, validation_fraction=0.25, device="cpu", random_state=0).fit(X[:200], y[:200])
+    assert clf.validation_scores_.shape == (3,)
+    assert np.all((clf.validation_scores_ >= 0) & (clf.validation_scores_ <= 1))
+    assert clf.best_iteration_ == int(np.argmax(clf.validation_scores_))
+    assert clf.n_iter_ == 2 and len(clf.agop_eigenvalues_) == 2
+    # The refitted model uses every training sample as a centre.
+    assert clf.centers_.shape[0] == 200 and clf.dual_coef_.shape == (200, 10)
+    staged = clf.staged_score(X[200:400], y[200:400])
+    assert staged.shape == (3,)
+    assert clf.score(X[200:600], y[200:600]) > 0.8
+    np.testing.assert_allclose(np.trace(clf.M_), 9.0, rtol=1e-4) if clf.best_iteration_ > 0 else None
+
+
+def test_no_validation_keeps_last_iteration_and_is_reproducible(digits):
+    X, y = digits
+    a = ConvRFM(n_iter=1, validation_fraction=0, device="cpu").fit(X[:80], y[:80])
+    b = ConvRFM(n_iter=1, validation_fraction=0, device="cpu").fit(X[:80], y[:80])
+    assert a.best_iteration_ == 1 and np.isnan(a.validation_scores_).all()
+    np.testing.assert_array_equal(a.M_, b.M_)
+    # AGOP learning moves M away from the identity, towards the digits' edge directions.
+    assert np.abs(a.M_ - np.eye(9)).max() > 0.1
+
+
+def test_filters_transform_and_deep_stacking(digits):
+    X, y = digits
+    X, y = X[:120], y[:120]
+    clf = ConvRFM(n_iter=1, n_filters=4, validation_fraction=0, device="cpu", random_state=0).fit(X, y)
+    assert clf.filters_.shape == (4, 1, 3, 3)
+    assert clf.output_shape_ == (4, 6, 6)
+    features = clf.transform(X[:5])
+    assert features.shape == (5, 4 * 36) and features.dtype == np.float32
+    expected = torch.nn.functional.conv2d(torch.as_tensor(X[:5]), torch.as_tensor(clf.filters_)).flatten(1)
+    np.testing.assert_allclose(features, expected.numpy(), rtol=1e-5, atol=1e-5)
+    # Without n_filters the filters are the rows of M^(1/2): their covariance is M.
+    full = ConvRFM(n_iter=1, validation_fraction=0, device="cpu").fit(X, y)
+    W = full.filters_.reshape(9, 9).astype(np.float64)
+    np.testing.assert_allclose(W.T @ W, full.M_, rtol=1e-4, atol=1e-5)
+    deep = Pipeline([("layer1", ConvRFM(n_iter=1, n_filters=4, validation_fraction=0, device="cpu",
+                                        random_state=0)),
+                     ("layer2", ConvRFM(n_iter=1, image_shape=(4, 6, 6), validation_fraction=0, device="cpu"))])
+    deep.fit(X, y)
+    assert deep.named_steps["layer2"].M_.shape == (36, 36)
+    assert deep.score(X, y) > 0.9
+
+
+def test_errors_and_pickling(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ConvRFM(device="cpu").fit(X[:10], np.zeros(10))
+    with pytest.raises(ValueError, match="smaller than one"):
+        ConvRFM(patch_size=9, device="cpu").fit(X[:20], y[:20])
+    clf = ConvRFM(n_iter=1, device="cpu", random_state=0).fit(X[:60], y[:60])
+    with pytest.raises(ValueError, match="channel"):
+        clf.predict(np.zeros((2, 3, 8, 8)))
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict(X[60:90]), clf.predict(X[60:90]))
+
+
+def test_ntk_kernel_fits(digits):
+    X, y = digits
+    clf = ConvRFM(kernel="ntk", ntk_depth=2, n_iter=1, validation_fraction=0, device="cpu").fit(X[:40], y[:40])
+    assert np.isfinite(clf.M_).all()
+    assert clf.score(X[40:140], y[40:140]) > 0.6
+
+
+@parametrize_with_checks([ConvRFM(patch_size=1, n_iter=1, dtype="float64", batch_size=64, device="cpu",
+                                  random_state=0)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.gpu
+def test_cuda_fit_matches_cpu(digits):
+    X, y = digits
+    cpu = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X[:80], y[:80])
+    gpu = ConvRFM(n_iter=1, dtype="float64", device="cuda", random_state=0).fit(X[:80], y[:80])
+    np.testing.assert_allclose(gpu.M_, cpu.M_, rtol=1e-6, atol=1e-8)
