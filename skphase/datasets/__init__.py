@@ -15,3 +15,5 @@ __all__ = [
 ]
 from ._scale_detection import make_scale_detection  # noqa: E402
 __all__ += ["make_scale_detection"]
+from ._synthetic_images import make_noisy_frame_task, make_star_task, star_pattern  # noqa: E402
+__all__ += ["make_noisy_frame_task", "make_star_task", "star_pattern"]

@@ -355,9 +355,13 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     # ------------------------------------------------------------- prediction
     def _decision(self, X, T, coef, centers):
         images = self._validate_images(_reject_1d(X), reset=False)
-        A = transform_patches(self._patches(images), T)
         B = transform_patches(self._patches(centers), T)
-        return to_numpy(self._kernel(A, B) @ coef)
+        outputs = []
+        # Patches of a few images at a time: all patches of a large test set would not fit.
+        for start in range(0, images.shape[0], self.batch_size):
+            A = transform_patches(self._patches(images[start : start + self.batch_size]), T)
+            outputs.append(to_numpy(self._kernel(A, B) @ coef))
+        return np.concatenate(outputs)
 
     def decision_function(self, X):
         """Kernel ridge outputs, one column per class (a single column for two classes).

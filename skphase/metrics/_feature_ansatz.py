@@ -1,0 +1,173 @@
+"""The convolutional neural feature ansatz: filter covariance against the patch AGOP of a CNN.
+
+For a conv layer with filters ``W`` (``out_channels x C q^2``), the ansatz of
+Radhakrishnan et al. says that ``W^T W`` is proportional to the patch AGOP
+
+    G = (1/n) sum_x sum_p sum_c grad_{x_p} f_c(x) grad_{x_p} f_c(x)^T
+
+of the network ``f`` with respect to the patches ``x_p`` of the layer's
+input. The gradients are taken with respect to real patch tensors: a forward
+hook replaces the layer's output by ``unfold(input) @ W^T + b`` computed from
+patches that require gradients (the same :func:`extract_patches` that the
+patch kernels use), so ``grad_{x_p} f`` treats each patch as its own variable.
+"""
+
+import numpy as np
+import torch
+
+from ..nn._patch_kernels import extract_patches, psd_sqrt
+from ._probes import resolve_layers
+
+__all__ = ["nfa_correlation", "pearson_matrix_correlation"]
+
+
+def pearson_matrix_correlation(A, B):
+    """Pearson correlation of the entries of two matrices (cosine of the mean-subtracted matrices).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(pearson_matrix_correlation(np.eye(3), 2 * np.eye(3) + 1), 6)
+    1.0
+    """
+    a = torch.as_tensor(np.asarray(A) if not isinstance(A, torch.Tensor) else A, dtype=torch.float64).flatten()
+    b = torch.as_tensor(np.asarray(B) if not isinstance(B, torch.Tensor) else B, dtype=torch.float64).flatten()
+    if a.shape != b.shape:
+        raise ValueError(f"Matrices of different sizes: {a.numel()} and {b.numel()} entries.")
+    a, b = a - a.mean(), b - b.mean()
+    denom = a.norm() * b.norm()
+    if not denom > 0:
+        return float("nan")
+    return float(a @ b / denom)
+
+
+def _conv_layers(model, layers):
+    chosen = resolve_layers(model, layers)
+    convs = {name: layer for name, layer in chosen.items() if isinstance(layer, torch.nn.Conv2d)}
+    if layers is not None and len(convs) != len(chosen):
+        others = [name for name in chosen if name not in convs]
+        raise ValueError(f"nfa_correlation measures Conv2d layers; {others} are not Conv2d.")
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no Conv2d layer to measure.")
+    for name, conv in convs.items():
+        if conv.groups != 1 or conv.dilation != (1, 1) or not isinstance(conv.padding, tuple) or \
+                conv.padding_mode != "zeros":
+            raise ValueError(f"Layer {name!r}: only ungrouped, undilated convolutions with numeric zero padding "
+                             "are supported.")
+    return convs
+
+
+class _PatchInputs:
+    """Forward hooks making each conv's output a function of its (differentiable) input patches."""
+
+    def __init__(self, convs):
+        self.convs = convs
+        self.patches = {}
+        self._handles = []
+
+    def _hook(self, name):
+        def hook(conv, args, output):
+            # Not detached: the gradient reaching an earlier layer's patches flows through these.
+            patches = extract_patches(args[0], conv.kernel_size, stride=conv.stride, padding=conv.padding)
+            if not patches.requires_grad:
+                patches.requires_grad_(True)
+            self.patches[name] = patches
+            flat = patches @ conv.weight.detach().reshape(conv.out_channels, -1).T
+            if conv.bias is not None:
+                flat = flat + conv.bias.detach()
+            return flat.transpose(1, 2).reshape(output.shape)
+
+        return hook
+
+    def __enter__(self):
+        self._handles = [conv.register_forward_hook(self._hook(name)) for name, conv in self.convs.items()]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        return False
+
+
+def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return_agop=False):
+    """Feature-ansatz correlation of each conv layer of a torch CNN.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps image batches to outputs ``(n, n_outputs)`` (e.g. logits); put
+        in eval mode while measuring (then restored).
+    X : array-like or torch.Tensor of shape (n, C, H, W)
+        Images over which the AGOP is averaged.
+    layers : None or list of str
+        Conv2d layer names (``model.named_modules()``); None takes all.
+    batch_size : int, default=64
+    device : str, torch.device or None
+        Where to run; None uses the model's device.
+    return_agop : bool, default=False
+        Also return each layer's patch AGOP and filter covariance.
+
+    Returns
+    -------
+    dict
+        ``{layer_name: {"correlation": corr(W^T W, G), "correlation_sqrt": corr((W^T W)^(1/2), G)}}``
+        (Pearson over entries), plus ``"agop"`` and ``"filter_covariance"``
+        (numpy arrays) when ``return_agop``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+    ...                           torch.nn.Linear(4 * 6 * 6, 2))
+    >>> result = nfa_correlation(net, torch.rand(8, 1, 8, 8))
+    >>> sorted(result["0"])
+    ['correlation', 'correlation_sqrt']
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"nfa_correlation needs a torch nn.Module, got {type(model).__name__}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    convs = _conv_layers(model, layers)
+    params = list(model.parameters())
+    if device is None:
+        device = params[0].device if params else torch.device("cpu")
+    images = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"X must be a non-empty batch (n, C, H, W), got shape {tuple(images.shape)}.")
+    if not torch.isfinite(images).all():
+        raise ValueError("X contains NaN or infinity.")
+    dtype = params[0].dtype if params else torch.float32
+    agops = {name: None for name in convs}
+    was_training = model.training
+    model.eval()
+    try:
+        with _PatchInputs(convs) as probe, torch.enable_grad():
+            for start in range(0, images.shape[0], batch_size):
+                batch = images[start : start + batch_size].to(device, dtype)
+                outputs = model(batch).reshape(batch.shape[0], -1)
+                names = list(probe.patches)
+                for c in range(outputs.shape[1]):
+                    grads = torch.autograd.grad(outputs[:, c].sum(), [probe.patches[n] for n in names],
+                                                retain_graph=c < outputs.shape[1] - 1, allow_unused=True)
+                    for name, grad in zip(names, grads):
+                        if grad is None:
+                            continue
+                        flat = grad.reshape(-1, grad.shape[-1]).double()
+                        update = flat.T @ flat
+                        agops[name] = update if agops[name] is None else agops[name] + update
+    finally:
+        model.train(was_training)
+    result = {}
+    for name, conv in convs.items():
+        if agops[name] is None:
+            raise ValueError(f"The output of {type(model).__name__} does not depend on layer {name!r}.")
+        G = agops[name].cpu() / images.shape[0]
+        W = conv.weight.detach().reshape(conv.out_channels, -1).double().cpu()
+        cov = W.T @ W
+        entry = {"correlation": pearson_matrix_correlation(cov, G),
+                 "correlation_sqrt": pearson_matrix_correlation(psd_sqrt(cov), G)}
+        if return_agop:
+            entry["agop"] = G.numpy()
+            entry["filter_covariance"] = cov.numpy()
+        result[name] = entry
+    return result
