@@ -5,7 +5,10 @@ decomposition of one tree at level ``J`` equals one strided convolution with
 the composite filter of each packet (noble identities). So the whole transform
 is two convolutions -- along the width with the ``2 * 2**J`` composite filters
 of trees a and b, then along the height with the same filters -- instead of a
-cascade over ``J`` levels, ``4**j`` nodes and four trees. Circular boundaries
+cascade over ``J`` levels, ``4**j`` nodes and four trees. Each strided
+convolution is computed in polyphase form (the ``2**J`` phases of the signal as
+input channels of a short dense convolution), the shape convolution libraries
+are fastest at. Circular boundaries
 make every real tree an orthogonal transform, and the complex combination is an
 orthogonal mixing scaled to a Parseval frame, so the inverse is the adjoint
 (transposed convolutions followed by a circular fold).
@@ -63,19 +66,39 @@ def _check_input(x, J, name="x"):
     return J
 
 
+def _polyphase_pass(rows, weight, stride):
+    """Strided circular correlation of every row with every filter, as a dense polyphase convolution.
+
+    ``rows`` is ``(R, N)``; returns ``(R, N / stride, n_filters)``. The ``stride``
+    phases of the padded signal become input channels (a free channels-last
+    view), so the work is one well-shaped convolution with ``ceil(L / stride)``
+    taps instead of a single-channel convolution with ``L`` taps.
+    """
+    n_filters, taps = weight.shape
+    n = rows.shape[-1]
+    n_out = n // stride
+    blocks = -(-taps // stride)
+    index = torch.remainder(torch.arange((n_out + blocks - 1) * stride, device=rows.device) - (taps - 1), n)
+    padded = rows.index_select(1, index).view(rows.shape[0], 1, n_out + blocks - 1, stride)
+    kernel = F.pad(weight, (0, blocks * stride - taps)).view(n_filters, blocks, stride)
+    kernel = kernel.permute(0, 2, 1).unsqueeze(2)  # (filters, phase, 1, block)
+    out = F.conv2d(padded.permute(0, 3, 1, 2), kernel)  # (R, filters, 1, n_out)
+    return out.permute(0, 2, 3, 1).reshape(rows.shape[0], n_out, n_filters)
+
+
 def _trees(x, J, stride):
-    """Real coefficients of the four separable trees: ``(N, 2, P, 2, P, h, w)`` over (tree, packet) per axis."""
+    """Real coefficients of the four separable trees, ``(N, w, 2, P, h, 2, P)``.
+
+    Axes: image, column, (tree, packet) along the width, row, (tree, packet) along the height.
+    """
     weight = _filters(J, x)
-    n_out, taps = weight.shape
     height, width = x.shape[-2:]
-    rows = x.reshape(-1, 1, height, width)
-    rows = rows.index_select(3, _wrap_index(width, stride, taps, x.device))
-    rows = F.conv2d(rows, weight.view(n_out, 1, 1, taps), stride=(1, stride))  # (N, 2P, H, w)
-    cols = rows.reshape(-1, 1, height, rows.shape[-1])
-    cols = cols.index_select(2, _wrap_index(height, stride, taps, x.device))
-    cols = F.conv2d(cols, weight.view(n_out, 1, taps, 1), stride=(stride, 1))  # (N*2P, 2P, h, w)
-    P = n_out // 2
-    return cols.reshape(-1, 2, P, 2, P, cols.shape[-2], cols.shape[-1])
+    n_images = x.numel() // (height * width)
+    along_x = _polyphase_pass(x.reshape(-1, width), weight, stride)  # (N*H, w, 2P)
+    columns = along_x.view(n_images, height, -1).transpose(1, 2).reshape(-1, height)  # (N*w*2P, H)
+    along_y = _polyphase_pass(columns, weight, stride)  # (N*w*2P, h, 2P)
+    P = weight.shape[0] // 2
+    return along_y.view(n_images, width // stride, 2, P, height // stride, 2, P)
 
 
 def dtcwpt2d(x, J, *, oversample=False):
@@ -115,9 +138,9 @@ def dtcwpt2d(x, J, *, oversample=False):
     if not x.is_floating_point():
         raise TypeError(f"x must be a float32 or float64 tensor, got {x.dtype}.")
     stride = 2 ** (J - 1) if oversample else 2**J
-    R = _trees(x, J, stride)  # already scaled by _SCALE
-    aa, ab = R[:, 0, :, 0], R[:, 0, :, 1]  # (tree along width, tree along height)
-    ba, bb = R[:, 1, :, 0], R[:, 1, :, 1]
+    R = _trees(x, J, stride).permute(0, 2, 5, 3, 6, 4, 1)  # (N, tx, ty, Px, Py, h, w), scaled by _SCALE
+    aa, ab = R[:, 0, 0], R[:, 0, 1]  # (tree along width, tree along height)
+    ba, bb = R[:, 1, 0], R[:, 1, 1]
     if torch.is_grad_enabled() and R.requires_grad:  # out= buffers do not record gradients
         z_pp = torch.complex(aa - bb, ab + ba)
         z_pm = torch.complex(aa + bb, ba - ab)
