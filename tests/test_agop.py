@@ -68,6 +68,14 @@ def test_blocks_do_not_change_the_result():
     torch.testing.assert_close(G1, G2, rtol=1e-12, atol=1e-15)
 
 
+def test_symmetric_shortcut_at_the_centres_matches_the_general_path():
+    X, _, _, M = _data(n=9)
+    coef = torch.randn(9, 2, dtype=torch.float64)
+    fast = patch_agop(X, X, coef, M=M, batch_size=4)  # same tensor: symmetric weight blocks
+    general = patch_agop(X, X.clone(), coef, M=M, batch_size=4)
+    torch.testing.assert_close(fast, general, rtol=1e-12, atol=1e-15)
+
+
 def test_bad_inputs():
     X, Z, coef, _ = _data()
     with pytest.raises(ValueError, match="rows but there are"):

@@ -58,40 +58,53 @@ def _gradient_weights_(out, spare, tol, bandwidth, kernel):
     return spare.div_(out)
 
 
-def _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size):
-    """``sum_{x,p,c} h h^T`` for the Laplace/Gaussian patch kernels (see module docstring)."""
+def _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size, symmetric=False):
+    """``sum_{x,p,c} h h^T`` for the Laplace/Gaussian patch kernels (see module docstring).
+
+    Positions are processed in chunks; within a chunk the sums ``W_p [coef * B_p, coef]``
+    of every row are accumulated block by block. With ``symmetric`` (the rows
+    are the centres, as in ConvRFM's AGOP on its training set) the weight
+    matrix is symmetric, so only blocks on and above the diagonal are computed
+    and each serves both its rows and its columns: half the weight work.
+    """
     n_pos, n, r = A.shape
     m, n_out = coef.shape
+    width = n_out * (r + 1)
     eps = torch.finfo(A.dtype).eps
     # Below this squared distance the expanded |a|^2 + |b|^2 - 2ab is round-off.
     tol = 16 * eps * float(max(A.square().sum(-1).max(), B.square().sum(-1).max()))
     A_aug, B_aug = _augment(A, B)
-    # Right-hand side of the product: coef_ic * b_ip for every class, then coef_ic itself.
-    coef_cols = coef.to(A)
+    coef = coef.to(A)
     H = A.new_zeros(r, r)
+    row_blocks = [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
     col_blocks = [slice(s, min(s + batch_size, m)) for s in range(0, m, batch_size)]
-    for start in range(0, n, batch_size):
-        rows = slice(start, min(start + batch_size, n))
-        nb = rows.stop - rows.start
-        chunks = _position_chunks(n_pos, nb, min(batch_size, m))
-        size = chunks[0].stop - chunks[0].start
-        buffer, spare = A.new_empty(size, nb, min(batch_size, m)), A.new_empty(size, nb, min(batch_size, m))
-        for chunk in chunks:
-            pc = chunk.stop - chunk.start
-            S = A.new_zeros(pc, nb, n_out * (r + 1))
-            for cols in col_blocks:
-                mb = cols.stop - cols.start
-                out, scratch = buffer[:pc, :, :mb], spare[:pc, :, :mb]
+    # Positions per chunk: bounded by the weight block and by the (pc, n, width) accumulator.
+    step = max(1, min(_BLOCK_ELEMENTS // batch_size**2, 4 * _BLOCK_ELEMENTS // ((n + m) * width)))
+    block = (min(step, n_pos), min(batch_size, n), min(batch_size, m))
+    buffer, spare = A.new_empty(block), A.new_empty(block)
+    for p0 in range(0, n_pos, step):
+        chunk = slice(p0, min(p0 + step, n_pos))
+        pc = chunk.stop - chunk.start
+        # Right-hand side: coef_ic * b_ip for every class, then coef_ic itself.
+        rhs = torch.cat([(coef[:, :, None] * B[chunk, :, None, :]).reshape(pc, m, n_out * r),
+                         coef.expand(pc, m, n_out)], dim=-1)
+        S = A.new_zeros(pc, n, width)
+        for i, rows in enumerate(row_blocks):
+            for j, cols in enumerate(col_blocks):
+                if symmetric and j < i:
+                    continue
+                out = buffer[:pc, : rows.stop - rows.start, : cols.stop - cols.start]
+                scratch = spare[:pc, : rows.stop - rows.start, : cols.stop - cols.start]
                 # Negative round-off is caught by the threshold in _gradient_weights_.
                 torch.bmm(A_aug[chunk, rows], B_aug[chunk, :, cols], out=out)
                 W = _gradient_weights_(out, scratch, tol, bandwidth, kernel)
-                weighted = (coef_cols[cols, :, None] * B[chunk, cols, None, :]).reshape(pc, mb, n_out * r)
-                rhs = torch.cat([weighted, coef_cols[cols].expand(pc, mb, n_out)], dim=-1)
-                S.baddbmm_(W, rhs)
-            s = S[..., n_out * r:]
-            u = S[..., : n_out * r].reshape(pc, nb, n_out, r)
-            h = (A[chunk, rows, None, :] * s[..., None] - u).reshape(-1, r)
-            H.addmm_(h.T, h)
+                S[:, rows].baddbmm_(W, rhs[:, cols])
+                if symmetric and j > i:
+                    S[:, cols].baddbmm_(W.transpose(1, 2), rhs[:, rows])
+        s = S[..., n_out * r:]
+        u = S[..., : n_out * r].reshape(pc, n, n_out, r)
+        h = (A[chunk, :, None, :] * s[..., None] - u).reshape(-1, r)
+        H.addmm_(h.T, h)
     return H / (bandwidth**2 if kernel == "laplace" else bandwidth**4)
 
 
@@ -122,7 +135,9 @@ def patch_agop_from_patches(patches_x, patches_z, coef, *, T=None, kernel="lapla
     Parameters
     ----------
     patches_x : torch.Tensor of shape (n, P, d)
-        Patches of the images where gradients are taken.
+        Patches of the images where gradients are taken. Passing the same
+        tensor object as ``patches_z`` (gradients at the centres) halves the
+        work of the closed form.
     patches_z : torch.Tensor of shape (m, P, d)
         Patches of the predictor's centres.
     coef : torch.Tensor of shape (m,) or (m, n_outputs)
@@ -146,8 +161,9 @@ def patch_agop_from_patches(patches_x, patches_z, coef, *, T=None, kernel="lapla
         G = _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, window, batch_size)
         G = G / n
     else:
-        A = transform_patches(patches_x, T)
-        H = _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size)
+        symmetric = patches_x is patches_z
+        A = B if symmetric else transform_patches(patches_x, T)
+        H = _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size, symmetric=symmetric)
         G = H if T is None else T.T.to(H) @ H @ T.to(H)
         G = G / (n * n_pos**2)
     return 0.5 * (G + G.T)
@@ -195,7 +211,7 @@ def patch_agop(X, centers, coef, *, M=None, kernel="laplace", bandwidth=10.0, pa
                          f"{tuple(centers.shape[1:])}.")
     T = None if M is None else psd_sqrt(M.to(X))
     px = extract_patches(X, patch_size, stride=stride, padding=padding)
-    pz = extract_patches(centers.to(X), patch_size, stride=stride, padding=padding)
+    pz = px if centers is X else extract_patches(centers.to(X), patch_size, stride=stride, padding=padding)
     return patch_agop_from_patches(px, pz, coef.to(X), T=T, kernel=kernel, bandwidth=bandwidth, grid=grid,
                                    ntk_depth=ntk_depth, window=_pair(patch_size, "patch_size"),
                                    method=method, batch_size=batch_size)
