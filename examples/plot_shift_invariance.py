@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
+from scipy.stats import pearsonr, spearmanr  # noqa: E402
 from skimage import color, data  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -81,7 +81,9 @@ def frequency_study(X, J):
     print(f"  sqrt(normalised error) max-pool vs modulus: mean {error[bandpass].mean():.3f}, "
           f"range [{error[bandpass].min():.3f}, {error[bandpass].max():.3f}]")
     print(f"  Spearman(error, gamma_1 at the nominal centre)           = {rho_nominal:+.3f}")
-    print(f"  Spearman(error, gamma_1 averaged over the channel's band) = {rho_weighted:+.3f}")
+    print(f"  Spearman(error, gamma_1 averaged over the channel's band) = {rho_weighted:+.3f}  "
+          f"(Pearson {pearsonr(error[bandpass], weighted[bandpass])[0]:+.3f}; "
+          f"Spearman over all {error.size} channels {spearmanr(error, weighted)[0]:+.3f})")
     print(f"  one-pixel shift: relative change modulus {shifts['modulus'][bandpass].mean():.3f}, "
           f"max pool {shifts['max'][bandpass].mean():.3f} (band-pass mean)")
     print(f"  Spearman(max-pool minus modulus shift change, weighted gamma) = {rho_shift:+.3f}")
