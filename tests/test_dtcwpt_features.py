@@ -127,3 +127,12 @@ def test_parseval_energy_of_none_features():
     np.testing.assert_allclose((out**2).sum(1), (X.reshape(2, -1) ** 2).sum(1), rtol=1e-5)
     z = dtcwpt2d(torch.from_numpy(X), 2)
     assert z.shape[2] == 32
+
+
+@pytest.mark.gpu
+def test_cuda_features_match_cpu_and_pickle_to_cpu():
+    X = _images(c=3)
+    gpu = DTCWPTFeatures(J=2, pooling="max", device="cuda").fit(X)
+    cpu = DTCWPTFeatures(J=2, pooling="max", device="cpu").fit(X)
+    np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), atol=1e-5)
+    assert pickle.loads(pickle.dumps(gpu)).transform(X).shape == cpu.transform(X).shape
