@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..nn._diffeo import matched_noise, random_deform
-from ..utils import check_images, iter_batches, make_generator, seed_from_random_state
+from ..utils import check_images, make_generator, seed_from_random_state
 from ._probes import LayerCapture, as_batch_function
 
 __all__ = ["relative_stability", "diffeo_sensitivity", "noise_sensitivity", "layerwise_sensitivity"]
@@ -282,7 +282,7 @@ _COMMON_DOC = """
     batch_size : int, default=128
         Images processed at a time; bounds memory. Random pairs are drawn within a batch.
     device : str or torch.device, optional
-        For a torch module, where it runs (default: where its parameters are).
+        For a torch module, where the batches are sent: the device of its parameters (the default).
     random_state : int, RandomState or None
         Seeds the diffeomorphisms, the noise, the pairs and the bootstrap.
     n_bootstraps : int, default=1000

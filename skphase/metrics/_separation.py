@@ -243,7 +243,7 @@ _COMMON_DOC = """    X_test, y_test : optional
     batch_size : int, default=256
         Images per forward pass; bounds memory (two passes are made).
     device : str or torch.device, optional
-        For a torch module, where it runs (default: where its parameters are).
+        For a torch module, where the batches are sent: the device of its parameters (the default).
     random_state : int, RandomState or None
         Seeds the count sketches.
     image_shape : tuple, optional
