@@ -137,7 +137,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
 
     Examples
     --------
-    >>> from skphase import ConvRFM
+    >>> from skphase.estimators import ConvRFM
     >>> from skphase.datasets import load_digits_images
     >>> X, y = load_digits_images()
     >>> clf = ConvRFM(n_iter=1, device="cpu", random_state=0).fit(X[:300], y[:300])

@@ -36,6 +36,7 @@ from ._patch_kernels import (
     patch_grid_shape,
     patch_kernel_from_patches,
     psd_sqrt,
+    round_off_tolerance,
     transform_patches,
 )
 
@@ -70,9 +71,7 @@ def _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size, symmetric=False)
     n_pos, n, r = A.shape
     m, n_out = coef.shape
     width = n_out * (r + 1)
-    eps = torch.finfo(A.dtype).eps
-    # Below this squared distance the expanded |a|^2 + |b|^2 - 2ab is round-off.
-    tol = 16 * eps * float(max(A.square().sum(-1).max(), B.square().sum(-1).max()))
+    tol = round_off_tolerance(A, B)
     A_aug, B_aug = _augment(A, B)
     coef = coef.to(A)
     H = A.new_zeros(r, r)

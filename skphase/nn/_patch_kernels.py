@@ -145,10 +145,16 @@ def _position_chunks(n_positions, rows, cols):
     return [slice(s, min(s + step, n_positions)) for s in range(0, n_positions, step)]
 
 
-def squared_distances_(out, A_aug, B_aug):
-    """Write ``|a_p - b_p|^2`` of a block into ``out`` (in place, clipped at 0)."""
+def round_off_tolerance(A, B):
+    """Squared distances below this are round-off of the expanded ``|a|^2 + |b|^2 - 2ab``."""
+    eps = torch.finfo(A.dtype).eps
+    return 16 * eps * float(max(A.square().sum(-1).max(), B.square().sum(-1).max()))
+
+
+def squared_distances_(out, A_aug, B_aug, tol):
+    """Write ``|a_p - b_p|^2`` of a block into ``out`` (in place); values below ``tol`` become 0."""
     torch.bmm(A_aug, B_aug, out=out)
-    return out.clamp_min_(0)
+    return F.threshold_(out, tol, 0.0)
 
 
 def _radial_kernel_block(A, B, kernel, bandwidth, block_size):
@@ -162,9 +168,10 @@ def _radial_kernel_block(A, B, kernel, bandwidth, block_size):
     chunks = _position_chunks(n_pos, block_size, block_size)
     buffer = A.new_empty(chunks[0].stop - chunks[0].start, rows, cols)
     A_aug, B_aug = _augment(A, B)
+    tol = round_off_tolerance(A, B)
     for chunk in chunks:
         out = buffer[: chunk.stop - chunk.start]
-        squared_distances_(out, A_aug[chunk], B_aug[chunk])
+        squared_distances_(out, A_aug[chunk], B_aug[chunk], tol)
         if kernel == "laplace":
             out.sqrt_().mul_(-1.0 / bandwidth)
         else:
@@ -176,11 +183,13 @@ def _radial_kernel_block(A, B, kernel, bandwidth, block_size):
 def _radial_kernel_block_differentiable(A, B, kernel, bandwidth):
     """Out-of-place version of :func:`_radial_kernel_block` that autograd can follow.
 
-    Squared distances are clipped at the smallest normal number before the
-    square root, so a pair at distance 0 gets gradient 0 (no NaN).
+    Squared distances below round-off are set to 0 and clipped at the smallest
+    normal number before the square root, so a pair at distance 0 gets
+    gradient 0 (no NaN), as in the closed-form AGOP.
     """
     sq = (A.square().sum(-1)[:, :, None] + B.square().sum(-1)[:, None, :]
           - 2 * torch.bmm(A, B.transpose(1, 2)))
+    sq = torch.where(sq > round_off_tolerance(A.detach(), B.detach()), sq, torch.zeros_like(sq))
     if kernel == "laplace":
         values = torch.exp(-sq.clamp_min(torch.finfo(sq.dtype).tiny).sqrt() / bandwidth)
     else:
