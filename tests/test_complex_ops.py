@@ -89,26 +89,36 @@ def test_projection_initialisation_is_semi_unitary():
 def test_standardization_uses_complex_variance_and_running_stats():
     std = ComplexStandardization(2, 1).double()
     generator = torch.Generator().manual_seed(0)
-    re, im, real = (3 + 2 * torch.randn(500, 2, generator=generator, dtype=torch.float64) for _ in range(3))
-    out = std([re, im, real[:, :1]])
+    flat = 3 + 2 * torch.randn(500, 5, generator=generator, dtype=torch.float64)
+    mean, scale = std(flat)
+    out = (flat - mean) * scale
     z = torch.complex(out[:, :2], out[:, 2:4])
     torch.testing.assert_close(z.mean(0).abs(), torch.zeros(2, dtype=torch.float64), atol=1e-10, rtol=0)
-    torch.testing.assert_close((z.abs() ** 2).mean(0), torch.ones(2, dtype=torch.float64), atol=1e-3, rtol=0)
-    torch.testing.assert_close(out[:, 4].var(unbiased=False), torch.tensor(1.0, dtype=torch.float64), atol=1e-3, rtol=0)
+    torch.testing.assert_close((z.abs() ** 2).mean(0), torch.ones(2, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[:, 4].var(unbiased=False), torch.tensor(1.0, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(std.running_mean, 0.1 * flat.mean(0))
     std.eval()
-    single = std([re[:1], im[:1], real[:1, :1]])
-    assert single.shape == (1, 5) and torch.isfinite(single).all()
+    eval_mean, _ = std(flat[:1])
+    torch.testing.assert_close(eval_mean, std.running_mean)
 
 
+def test_projection_folds_the_standardisation():
+    proj = ComplexProjection(2, 1, 3, generator=torch.Generator().manual_seed(0)).double()
+    generator = torch.Generator().manual_seed(2)
+    x, mean, scale = (torch.randn(shape, generator=generator, dtype=torch.float64) for shape in ((7, 5), (5,), (5,)))
+    torch.testing.assert_close(proj(x, mean, scale), proj((x - mean) * scale))
+
+
+@pytest.mark.parametrize("kind, size", [("standard", 12), ("standard", 11), ("factorized_first", 10)])
 @pytest.mark.parametrize("complex_input", [False, True])
-def test_wavelet_filter_equals_complex_convolution(complex_input):
+def test_wavelet_filter_equals_complex_convolution(complex_input, kind, size):
     torch.manual_seed(0)
     L = 4
-    layer = WaveletFilter(L, "standard", complex_input).double()
+    layer = WaveletFilter(L, kind, complex_input).double()
     channels = 2 if complex_input else 1
-    x = torch.randn(2, 12, 12, 2 * channels if complex_input else channels, dtype=torch.float64)
+    x = torch.randn(2, size, size + 1, 2 * channels if complex_input else channels, dtype=torch.float64)
     re, im = layer(x)
-    filters, _ = block_filter_bank(L, "standard")
+    filters, _ = block_filter_bank(L, kind)
     radius = filters.shape[-1] // 2
     signal = torch.complex(x[..., :channels], x[..., channels:]) if complex_input else x.to(torch.complex128)
     signal = signal.permute(0, 3, 1, 2)
@@ -116,7 +126,61 @@ def test_wavelet_filter_equals_complex_convolution(complex_input):
         torch.nn.functional.pad(signal.imag, (radius,) * 4, mode="reflect")
     kernel = torch.tensor(filters, dtype=torch.complex128)
     # Direct complex correlation, the same convention as conv2d.
-    windows = padded.unfold(2, 2 * radius + 1, 2).unfold(3, 2 * radius + 1, 2)  # n, C, 6, 6, k, k
+    windows = padded.unfold(2, 2 * radius + 1, layer.stride).unfold(3, 2 * radius + 1, layer.stride)
     expected = torch.einsum("ncijab,fab->nijcf", windows, kernel)
+    assert re.shape[1:3] == (layer.output_size(size), layer.output_size(size + 1))
     torch.testing.assert_close(re, expected.real)
     torch.testing.assert_close(im, expected.imag)
+
+
+def test_wavelet_filter_gradcheck():
+    layer = WaveletFilter(2, "standard", True).double()
+    x = torch.randn(1, 5, 6, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: layer(t), (x,))
+
+
+def test_tiny_maps_use_replicate_padding():
+    layer = WaveletFilter(4, "standard", False)
+    re, im = layer(torch.randn(3, 1, 2, 1))
+    assert re.shape == (3, 1, 1, 1, 5) and torch.isfinite(re).all()
+
+
+def _reference_block(block, x, L, complex_input):
+    """One "standard" block in plain complex arithmetic (float64), for comparison."""
+    filters, _ = block_filter_bank(L, "standard")
+    channels = x.shape[-1] // 2 if complex_input else x.shape[-1]
+    signal = torch.complex(x[..., :channels], x[..., channels:]) if complex_input else x.to(torch.complex128)
+    signal = signal.permute(0, 3, 1, 2)
+    radius = filters.shape[-1] // 2
+    pad = lambda t: torch.nn.functional.pad(t, (radius,) * 4, mode="reflect")
+    padded = pad(signal.real) + 1j * pad(signal.imag)
+    stride = block.wavelets.stride
+    windows = padded.unfold(2, 2 * radius + 1, stride).unfold(3, 2 * radius + 1, stride)
+    z = torch.einsum("ncijab,fab->nijcf", windows, torch.tensor(filters, dtype=torch.complex128))
+    if block.variant == "lscat+skip":
+        linear, rho_in = z, z
+    else:
+        linear, rho_in = z[..., :1], z[..., 1:]
+    rho = rho_in.abs() if block.rho.kind == "modulus" else torch.relu(1 - 0.1 / rho_in.abs()) * rho_in
+    feats = torch.cat([linear.flatten(3), rho.flatten(3).to(torch.complex128)], dim=-1)
+    mean = feats.mean(dim=(0, 1, 2))
+    centred = feats - mean
+    power = (centred.abs() ** 2).mean(dim=(0, 1, 2))  # E|z - mu|^2, also for the real modulus channels
+    standardised = centred / torch.sqrt(power + block.eps)
+    weight = torch.complex(block.proj.weight_real, block.proj.weight_imag)
+    out = standardised @ weight.T
+    out = out / torch.sqrt((out.abs() ** 2).sum(-1, keepdim=True) + block.eps)
+    return torch.cat([out.real, out.imag], dim=-1)
+
+
+@pytest.mark.parametrize("variant", ["lscat", "lscat+skip"])
+@pytest.mark.parametrize("kind", ["modulus", "soft_threshold"])
+@pytest.mark.parametrize("complex_input", [False, True])
+def test_block_equals_plain_complex_arithmetic(variant, kind, complex_input):
+    from skphase.nn import ScatteringBlock
+
+    torch.manual_seed(0)
+    block = ScatteringBlock(2, 3, L=4, kind="standard", nonlinearity=kind, variant=variant,
+                            complex_input=complex_input, generator=torch.Generator().manual_seed(1)).double()
+    x = torch.randn(4, 10, 10, 4 if complex_input else 2, dtype=torch.float64)
+    torch.testing.assert_close(block(x), _reference_block(block, x, 4, complex_input))

@@ -16,7 +16,7 @@ from torch import nn
 from ..filters._morlet import block_filter_bank
 from ._complex_ops import ComplexNonlinearity
 
-__all__ = ["WaveletFilter", "ComplexStandardization", "ComplexProjection", "ScatteringBlock", "VARIANTS"]
+__all__ = ["row_toeplitz", "WaveletFilter", "ComplexStandardization", "ComplexProjection", "ScatteringBlock", "VARIANTS"]
 
 #: "lscat": low-pass kept linear, rho on the wavelet channels only.
 #: "lscat+skip": the linear coefficients and rho of them, for every channel.
@@ -29,8 +29,42 @@ def _pad(x, pad):
     return F.pad(x, (pad, pad, pad, pad), mode=mode)
 
 
+def row_toeplitz(bank, padded_width, stride):
+    """Matrix applying 2-D filters as one product with stacked input rows.
+
+    Parameters
+    ----------
+    bank : torch.Tensor of shape (F, k, k)
+        Real filters (correlation convention, as ``conv2d``).
+    padded_width : int
+        Width ``Wp`` of the padded maps.
+    stride : int
+
+    Returns
+    -------
+    torch.Tensor of shape (k * Wp, Wo * F)
+        ``T[a * Wp + w, j * F + f] = bank[f, a, w - j * stride]`` (0 outside the filter), so that
+        the ``k`` padded rows feeding one output row, flattened, times ``T`` give that output
+        row for every filter.
+    """
+    n_filters, k, _ = bank.shape
+    out_width = (padded_width - k) // stride + 1
+    taps = torch.arange(padded_width, device=bank.device)[:, None] - stride * torch.arange(
+        out_width, device=bank.device
+    )  # (Wp, Wo): which filter column meets input column w for output column j
+    inside = (taps >= 0) & (taps < k)
+    gathered = bank[:, :, taps.clamp(0, k - 1)] * inside  # (F, k, Wp, Wo)
+    return gathered.permute(1, 2, 3, 0).reshape(k * padded_width, out_width * n_filters)
+
+
 class WaveletFilter(nn.Module):
     """Convolve every channel with a low-pass and ``L`` Morlet wavelets, then subsample.
+
+    The ``1 + 2L`` real filters (low-pass, real and imaginary parts of the
+    wavelets) are applied to every real channel by one matrix product of the
+    stacked input rows with a banded (Toeplitz) matrix: single-channel
+    convolutions run far below the speed of the processor in ``conv2d``, while
+    the product runs at BLAS speed.
 
     Parameters
     ----------
@@ -51,7 +85,7 @@ class WaveletFilter(nn.Module):
         super().__init__()
         filters, subsample = block_filter_bank(L, kind)
         bank = np.concatenate([filters[:1].real, filters[1:].real, filters[1:].imag])
-        self.register_buffer("bank", torch.tensor(bank, dtype=torch.float32)[:, None])
+        self.register_buffer("bank", torch.tensor(bank, dtype=torch.float32))
         self.L = L
         self.stride = 2 if subsample else 1
         self.complex_input = complex_input
@@ -60,17 +94,25 @@ class WaveletFilter(nn.Module):
         """Spatial size after the block for an input side of ``size``."""
         return (size + self.stride - 1) // self.stride
 
-    def forward(self, x):
+    def filter_maps(self, x):
+        """The real filter outputs ``(n, H', W', C_real, 1 + 2L)`` of channels-last input."""
         n, height, width, channels = x.shape
-        radius = self.bank.shape[-1] // 2
-        maps = x.permute(0, 3, 1, 2).reshape(n * channels, 1, height, width)
-        out = F.conv2d(_pad(maps, radius), self.bank.to(x.dtype), stride=self.stride)
-        out = out.view(n, channels, out.shape[1], out.shape[2], out.shape[3]).permute(0, 3, 4, 1, 2)
+        n_filters, k, _ = self.bank.shape
+        padded = _pad(x.permute(0, 3, 1, 2).reshape(n * channels, 1, height, width), k // 2)[:, 0]
+        rows = padded.unfold(1, k, self.stride)  # (maps, H', Wp, k): the k rows under each output row
+        out_height, padded_width = rows.shape[1], rows.shape[2]
+        rows = rows.transpose(2, 3).reshape(n * channels * out_height, k * padded_width)
+        out = rows @ row_toeplitz(self.bank.to(x.dtype), padded_width, self.stride)
+        out = out.view(n, channels, out_height, -1, n_filters)
+        return out.permute(0, 2, 3, 1, 4)
+
+    def forward(self, x):
+        out = self.filter_maps(x)
         L = self.L
         if not self.complex_input:
             zeros = torch.zeros_like(out[..., :1])
             return out[..., : 1 + L], torch.cat([zeros, out[..., 1 + L:]], dim=-1)
-        half = channels // 2
+        half = out.shape[3] // 2
         real, imag = out[..., :half, :], out[..., half:, :]
         # (a + ib) * (h + ig) = (ah - bg) + i(ag + bh), for h + ig each wavelet.
         re = torch.cat([real[..., :1], real[..., 1:1 + L] - imag[..., 1 + L:]], dim=-1)
@@ -79,16 +121,20 @@ class WaveletFilter(nn.Module):
 
 
 class ComplexStandardization(nn.Module):
-    """Per-channel standardisation without affine parameters.
+    """Per-channel standardisation statistics, without affine parameters.
 
     Complex channels: the complex mean is removed and the result divided by
     ``sqrt(eps + E|z - mu|^2)``; real channels likewise with their variance.
     Batch statistics in training, running averages in eval mode.
 
+    The module returns the statistics rather than the standardised tensor:
+    :class:`ComplexProjection` folds them into its matrix product, which saves
+    two passes over the largest activation of the block.
+
     Parameters
     ----------
     n_complex, n_real : int
-        Numbers of complex and real channels (last axis of the inputs).
+        Numbers of complex and real channels.
     eps : float, default=1e-5
     momentum : float, default=0.1
     """
@@ -96,31 +142,30 @@ class ComplexStandardization(nn.Module):
     def __init__(self, n_complex, n_real, eps=1e-5, momentum=0.1):
         super().__init__()
         self.eps, self.momentum = eps, momentum
-        n_means = 2 * n_complex + n_real
-        self.register_buffer("running_mean", torch.zeros(n_means))
+        self.register_buffer("running_mean", torch.zeros(2 * n_complex + n_real))
         self.register_buffer("running_var", torch.ones(n_complex + n_real))
         self.n_complex = n_complex
 
-    def forward(self, parts):
-        """``parts = [re, im, real]`` channels-last; returns the standardised parts."""
-        flat = torch.cat([p.reshape(-1, p.shape[-1]) for p in parts], dim=-1)
+    def forward(self, flat):
+        """Statistics of ``flat`` ``(rows, 2 n_complex + n_real)`` laid out ``[re | im | real]``.
+
+        Returns
+        -------
+        mean, scale : torch.Tensor
+            Per column: ``(flat - mean) * scale`` is standardised.
+        """
         k = self.n_complex
         if self.training:
-            mean = flat.mean(dim=0)
-            centred = flat - mean
-            power = centred.square().mean(dim=0)
+            power, mean = torch.var_mean(flat, dim=0, correction=0)
             var = torch.cat([power[:k] + power[k:2 * k], power[2 * k:]])
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
                 self.running_var.lerp_(var.detach().to(self.running_var.dtype), self.momentum)
         else:
-            centred = flat - self.running_mean.to(flat.dtype)
+            mean = self.running_mean.to(flat.dtype)
             var = self.running_var.to(flat.dtype)
         scale = torch.rsqrt(var + self.eps)
-        scale = torch.cat([scale[:k], scale[:k], scale[k:]])
-        out = centred * scale
-        shape = parts[0].shape[:-1]
-        return out.reshape(*shape, out.shape[-1])
+        return mean, torch.cat([scale[:k], scale[:k], scale[k:]])
 
 
 def semi_unitary(n_out, n_in, generator=None):
@@ -167,8 +212,13 @@ class ComplexProjection(nn.Module):
         bottom = torch.cat([b[:, :k], a[:, :k], b[:, k:]], dim=1)
         return torch.cat([top, bottom], dim=0)
 
-    def forward(self, x):
-        return x @ self.real_matrix().to(x.dtype).T
+    def forward(self, x, mean=None, scale=None):
+        """``P((x - mean) * scale)``, computed as ``x @ (P scale)^T - (P scale) mean``."""
+        matrix = self.real_matrix().to(x.dtype)
+        if scale is not None:
+            matrix = matrix * scale
+        out = x @ matrix.T
+        return out if mean is None else out - matrix @ mean
 
 
 class ScatteringBlock(nn.Module):
@@ -227,7 +277,8 @@ class ScatteringBlock(nn.Module):
         if self.rho.real_output:
             parts = [linear[0], linear[1], rho_out]
         else:
-            parts = [torch.cat([linear[0], rho_out[0]], -1), torch.cat([linear[1], rho_out[1]], -1)]
-        z = self.proj(self.std(parts))
+            parts = [linear[0], rho_out[0], linear[1], rho_out[1]]
+        flat = torch.cat(parts, dim=-1).reshape(-1, sum(p.shape[-1] for p in parts))
+        z = self.proj(flat, *self.std(flat)).reshape(*shape, -1)
         # N: unit norm over channels at every pixel.
         return z * torch.rsqrt(z.square().sum(dim=-1, keepdim=True) + self.eps)
