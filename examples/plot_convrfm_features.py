@@ -28,10 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from skphase.datasets import load_fashion_mnist  # noqa: E402
-from skphase.datasets._synthetic_images import make_noisy_frame_task, make_star_task  # noqa: E402
+from skphase.datasets import load_fashion_mnist, make_noisy_frame_task, make_star_task  # noqa: E402
 from skphase.estimators import ConvRFM  # noqa: E402
-from skphase.metrics._feature_ansatz import nfa_correlation  # noqa: E402
+from skphase.metrics import nfa_correlation  # noqa: E402
 
 
 def star_experiment(seeds, n_test, bandwidth):
@@ -48,15 +47,15 @@ def star_experiment(seeds, n_test, bandwidth):
     return np.asarray(scores)
 
 
-def noisy_frame_experiment(n_train, n_test, n_iter, agop_max_samples, seed=0):
+def noisy_frame_experiment(n_train, n_test, n_iter, agop_max_samples, bandwidth, seed=0):
     """Test accuracy per AGOP iteration on Fashion-MNIST in a 42 x 42 noise frame."""
     X, y = load_fashion_mnist("train", n_samples=n_train, random_state=seed)
     X_test, y_test = load_fashion_mnist("test", n_samples=n_test, random_state=seed)
     X = make_noisy_frame_task(X, frame_size=42, noise_std=1.0, random_state=seed)
     X_test = make_noisy_frame_task(X_test, frame_size=42, noise_std=1.0, random_state=seed + 1)
     start = time.perf_counter()
-    clf = ConvRFM(patch_size=3, n_iter=n_iter, validation_fraction=0.2, agop_max_samples=agop_max_samples,
-                  device="cpu", random_state=seed, verbose=1).fit(X, y)
+    clf = ConvRFM(patch_size=3, bandwidth=bandwidth, n_iter=n_iter, validation_fraction=0.2,
+                  agop_max_samples=agop_max_samples, device="cpu", random_state=seed, verbose=1).fit(X, y)
     fit_s = time.perf_counter() - start
     staged = clf.staged_score(X_test, y_test)
     return clf, staged, clf.score(X_test, y_test), fit_s
@@ -100,6 +99,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=5, help="star-task seeds")
     parser.add_argument("--star-bandwidth", type=float, default=100.0)
     parser.add_argument("--n-noisy", type=int, default=4000, help="training images of the noise-frame task")
+    parser.add_argument("--noisy-bandwidth", type=float, default=30.0)
     parser.add_argument("--agop-max-samples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -118,7 +118,7 @@ def main():
 
     print(f"2. Fashion-MNIST in a 42x42 N(0,1) frame (n = {args.n_noisy}, 3x3 patches)")
     noisy_clf, noisy, final, fit_s = noisy_frame_experiment(args.n_noisy, n_test_noisy, n_iter,
-                                                            args.agop_max_samples)
+                                                            args.agop_max_samples, args.noisy_bandwidth)
     print("  test accuracy per iteration: " + ", ".join(f"{i}: {s:.4f}" for i, s in enumerate(noisy)))
     print(f"  rise over the AGOP iterations: {100 * (noisy.max() - noisy[0]):+.1f} points "
           f"(last - first: {100 * (noisy[-1] - noisy[0]):+.1f}); selected iteration "

@@ -31,7 +31,6 @@ from ._patch_kernels import (
     _augment,
     _check_kernel,
     _pair,
-    _position_chunks,
     extract_patches,
     patch_grid_shape,
     patch_kernel_from_patches,
