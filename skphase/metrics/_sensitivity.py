@@ -127,8 +127,14 @@ def _flat(t):
     return t
 
 
+def _sq_norm(t):
+    # A norm in the features' precision (careful summation), squared in float64: no float64 copy
+    # of a whole layer, so the working memory stays a few feature maps of one batch.
+    return torch.linalg.vector_norm(t, dim=1).double().pow(2)
+
+
 def _sq_dist(a, b):
-    return (a - b).double().pow(2).sum(dim=1)
+    return _sq_norm(a - b)
 
 
 def _derangement(n, rng):
@@ -242,15 +248,15 @@ def _sensitivity_table(
             x = images[torch.from_numpy(chunk)].to(work_device)
             clean = reps(x)
             partner = _derangement(len(chunk), rng).to(work_device)
-            acc = {name: [_sq_dist(f, f[partner.to(f.device)]), f.double().pow(2).sum(1), 0.0, 0.0]
+            acc = {name: [_sq_dist(f, f[partner.to(f.device)]), _sq_norm(f), 0.0, 0.0]
                    for name, f in clean.items()}
             for _ in range(n_repeats):
                 x_def = perturbation(x, generator)
                 x_noise = x + matched_noise(x, x_def, generator=generator)
-                deformed, noisy = reps(x_def), reps(x_noise)
-                for name, f in clean.items():
-                    acc[name][2] = acc[name][2] + _sq_dist(deformed[name], f) / n_repeats
-                    acc[name][3] = acc[name][3] + _sq_dist(noisy[name], f) / n_repeats
+                # One perturbed forward pass at a time: at most two sets of feature maps are alive.
+                for slot, perturbed in ((2, x_def), (3, x_noise)):
+                    for name, f in reps(perturbed).items():
+                        acc[name][slot] = acc[name][slot] + _sq_dist(f, clean[name]) / n_repeats
             for name, (p, s, d, g) in acc.items():
                 stats.setdefault(name, []).append(
                     np.stack([t.cpu().numpy() for t in (d, g, p, s)])
