@@ -60,7 +60,9 @@ def same_field_agreement(images, temperature, cutoff):
     rr, cc = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     worst = 0.0
     for i in range(8):
-        coords = np.stack([np.clip(rr - tau[i, 1].numpy(), 0, size - 1), np.clip(cc - tau[i, 0].numpy(), 0, size - 1)])
+        src_r = np.clip(rr - tau[i, 1].numpy(), 0, size - 1)
+        src_c = np.clip(cc - tau[i, 0].numpy(), 0, size - 1)
+        coords = np.stack([src_r, src_c])
         for ch in range(images.shape[1]):
             ref = ndimage.map_coordinates(images[i, ch], coords, order=1, mode="nearest")
             worst = max(worst, float(np.abs(ref - ours[i, ch]).max()))
@@ -115,7 +117,8 @@ def main():
     t_scipy = min(times)
 
     print(f"{'method':<38}{'seconds':>10}{'images/s':>12}")
-    print(f"{'scipy map_coordinates loop (best of ' + str(args.scipy_repeats) + ')':<38}{t_scipy:>10.3f}{args.n_images / t_scipy:>12.0f}")
+    label = f"scipy map_coordinates loop (best of {args.scipy_repeats})"
+    print(f"{label:<38}{t_scipy:>10.3f}{args.n_images / t_scipy:>12.0f}")
     print(f"{'skphase batched torch (best of ' + str(args.repeats) + ')':<38}{t_torch:>10.3f}"
           f"{args.n_images / t_torch:>12.0f}")
     print(f"speed-up (scipy / torch): {t_scipy / t_torch:.1f}x")

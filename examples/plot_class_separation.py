@@ -115,7 +115,8 @@ def main():
         first, last = sub[0], sub[-1]
         gains = ", ".join(f"{q} {first[q]:.3g} -> {last[q]:.3g}" for q in MEASURES)
         ncm = np.array([r["ncm_accuracy"] for r in sub])
-        print(f"  {nonlinearity:<16} {gains}; NCM accuracy rises block after block: {bool(np.all(np.diff(ncm) >= 0))}")
+        rises = bool(np.all(np.diff(ncm) >= 0))
+        print(f"  {nonlinearity:<16} {gains}; NCM accuracy rises block after block: {rises}")
     plot(rows, args.out)
 
 

@@ -98,7 +98,8 @@ def print_table(rows):
     for r in rows:
         ci = f"[{r['R_low']:.3g}, {r['R_high']:.3g}]"
         acc = "" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
-        print(f"{r['model']:<22}{r['stage']:<8}{r['layer']:<10}{r['D']:>9.4f}{r['G']:>9.4f}{r['R']:>9.4f}  {ci:<20}{acc:>9}")
+        print(f"{r['model']:<22}{r['stage']:<8}{r['layer']:<10}{r['D']:>9.4f}{r['G']:>9.4f}{r['R']:>9.4f}"
+              f"  {ci:<20}{acc:>9}")
 
 
 def plot(rows, path):
@@ -177,7 +178,8 @@ def main():
                 est.fit(X, y)
                 acc = est.score(X_test, y_test) if epochs else None
                 if epochs:
-                    print(f"{name}: {epochs} epoch(s) in {time.perf_counter() - start:.0f} s, test accuracy {acc:.3f}")
+                    seconds = time.perf_counter() - start
+                    print(f"{name}: {epochs} epoch(s) in {seconds:.0f} s, test accuracy {acc:.3f}")
                 rows += measure(name, stage, est, X_test, args, acc)
     elif not args.no_spc:
         print("skphase.ScatteringPhaseCollapse is not available in this installation: plain CNN only.")

@@ -152,11 +152,15 @@ def _separation_table(model, X, y, *, X_test, y_test, layers, include_input, inc
             raise ValueError("X_test needs its labels y_test.")
         test_images = check_images(X_test, image_shape=image_shape, name="X_test", dtype=dtype)
         if test_images.shape[1:] != images.shape[1:]:
-            raise ValueError(f"X_test images {tuple(test_images.shape[1:])} differ from X's {tuple(images.shape[1:])}.")
+            raise ValueError(
+                f"X_test images {tuple(test_images.shape[1:])} differ from X's {tuple(images.shape[1:])}."
+            )
         y_test = _check_labels(y_test, test_images.shape[0], "y_test")
         unseen = np.setdiff1d(y_test, classes)
         if unseen.size:
-            raise ValueError(f"y_test has labels {unseen.tolist()[:10]} that y does not; a class mean needs training data.")
+            raise ValueError(
+                f"y_test has labels {unseen.tolist()[:10]} that y does not; a class mean needs training data."
+            )
         test_codes = np.searchsorted(classes, y_test)
     reps = _Representations(model, layers=layers, include_input=include_input, include_output=include_output,
                             input_ndim=input_ndim, device=device)
@@ -169,7 +173,9 @@ def _separation_table(model, X, y, *, X_test, y_test, layers, include_input, inc
     try:
         for batch in iter_batches(images.shape[0], batch_size):
             for name, f in reps(images[batch].to(work_device)).items():
-                acc = accumulators.setdefault(name, _SeparationAccumulator(len(classes), probe_features, probe_alpha, rng))
+                if name not in accumulators:
+                    accumulators[name] = _SeparationAccumulator(len(classes), probe_features, probe_alpha, rng)
+                acc = accumulators[name]
                 acc.fit_batch(f, codes[batch])
         for name, acc in accumulators.items():
             rows[name] = {"layer": name, "n_images": int(images.shape[0]), **acc.finalise(name), "ncm": 0, "probe": 0}

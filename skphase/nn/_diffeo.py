@@ -461,7 +461,9 @@ class RandomDiffeomorphism(torch.nn.Module):
     torch.Size([8, 1, 28, 28])
     """
 
-    def __init__(self, displacement=1.0, *, temperature=None, cutoff=3, interpolation="bilinear", p=1.0, generator=None):
+    def __init__(
+        self, displacement=1.0, *, temperature=None, cutoff=3, interpolation="bilinear", p=1.0, generator=None
+    ):
         super().__init__()
         _check_cutoff(cutoff)
         if interpolation not in _INTERPOLATIONS:
@@ -495,5 +497,8 @@ class RandomDiffeomorphism(torch.nn.Module):
         return out[0] if single else out
 
     def extra_repr(self):
-        size = f"temperature={self.temperature}" if self.temperature is not None else f"displacement={self.displacement}"
+        if self.temperature is not None:
+            size = f"temperature={self.temperature}"
+        else:
+            size = f"displacement={self.displacement}"
         return f"{size}, cutoff={self.cutoff}, interpolation={self.interpolation!r}, p={self.p}"
