@@ -99,7 +99,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=5, help="star-task seeds")
     parser.add_argument("--star-bandwidth", type=float, default=100.0)
     parser.add_argument("--n-noisy", type=int, default=4000, help="training images of the noise-frame task")
-    parser.add_argument("--noisy-bandwidth", type=float, default=30.0)
+    parser.add_argument("--noisy-bandwidth", type=float, default=100.0)
     parser.add_argument("--agop-max-samples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
