@@ -60,11 +60,12 @@ def row_toeplitz(bank, padded_width, stride):
 class WaveletFilter(nn.Module):
     """Convolve every channel with a low-pass and ``L`` Morlet wavelets, then subsample.
 
-    The ``1 + 2L`` real filters (low-pass, real and imaginary parts of the
-    wavelets) are applied to every real channel by one matrix product of the
-    stacked input rows with a banded (Toeplitz) matrix: single-channel
-    convolutions run far below the speed of the processor in ``conv2d``, while
-    the product runs at BLAS speed.
+    The filters are applied by one matrix product of the stacked input rows
+    with a banded (Toeplitz) matrix: single-channel convolutions run far below
+    the speed of the processor in ``conv2d``, while the product runs at BLAS
+    speed. For complex input, the rows of the real and imaginary parts of a
+    channel are stacked and the matrix holds the complex product, so that the
+    product returns real and imaginary parts directly.
 
     Parameters
     ----------
@@ -84,8 +85,11 @@ class WaveletFilter(nn.Module):
     def __init__(self, L, kind="standard", complex_input=True):
         super().__init__()
         filters, subsample = block_filter_bank(L, kind)
-        bank = np.concatenate([filters[:1].real, filters[1:].real, filters[1:].imag])
-        self.register_buffer("bank", torch.tensor(bank, dtype=torch.float32))
+        real = torch.tensor(filters.real, dtype=torch.float32)
+        imag = torch.tensor(filters.imag, dtype=torch.float32)
+        # Filters met by the real part of the input, then by its imaginary part, each giving
+        # the real then the imaginary part of the output: (a + ib)(h + ig) = (ah - bg) + i(ag + bh).
+        self.register_buffer("bank", torch.stack([torch.cat([real, imag]), torch.cat([-imag, real])]))
         self.L = L
         self.stride = 2 if subsample else 1
         self.complex_input = complex_input
@@ -94,29 +98,21 @@ class WaveletFilter(nn.Module):
         """Spatial size after the block for an input side of ``size``."""
         return (size + self.stride - 1) // self.stride
 
-    def filter_maps(self, x):
-        """The real filter outputs ``(n, H', W', C_real, 1 + 2L)`` of channels-last input."""
-        n, height, width, channels = x.shape
-        n_filters, k, _ = self.bank.shape
-        padded = _pad(x.permute(0, 3, 1, 2).reshape(n * channels, 1, height, width), k // 2)[:, 0]
-        rows = padded.unfold(1, k, self.stride)  # (maps, H', Wp, k): the k rows under each output row
-        out_height, padded_width = rows.shape[1], rows.shape[2]
-        rows = rows.transpose(2, 3).reshape(n * channels * out_height, k * padded_width)
-        out = rows @ row_toeplitz(self.bank.to(x.dtype), padded_width, self.stride)
-        out = out.view(n, channels, out_height, -1, n_filters)
-        return out.permute(0, 2, 3, 1, 4)
-
     def forward(self, x):
-        out = self.filter_maps(x)
-        L = self.L
-        if not self.complex_input:
-            zeros = torch.zeros_like(out[..., :1])
-            return out[..., : 1 + L], torch.cat([zeros, out[..., 1 + L:]], dim=-1)
-        half = out.shape[3] // 2
-        real, imag = out[..., :half, :], out[..., half:, :]
-        # (a + ib) * (h + ig) = (ah - bg) + i(ag + bh), for h + ig each wavelet.
-        re = torch.cat([real[..., :1], real[..., 1:1 + L] - imag[..., 1 + L:]], dim=-1)
-        im = torch.cat([imag[..., :1], real[..., 1 + L:] + imag[..., 1:1 + L]], dim=-1)
+        n, height, width, channels = x.shape
+        parts = 2 if self.complex_input else 1
+        n_channels = channels // parts
+        k = self.bank.shape[-1]
+        maps = x.view(n, height, width, parts, n_channels).permute(0, 4, 3, 1, 2)
+        padded = _pad(maps.reshape(n * n_channels, parts, height, width), k // 2)
+        rows = padded.unfold(2, k, self.stride)  # (maps, parts, H', Wp, k): rows under each output row
+        out_height, padded_width = rows.shape[2], rows.shape[3]
+        rows = rows.permute(0, 2, 1, 4, 3).reshape(n * n_channels * out_height, parts * k * padded_width)
+        toeplitz = torch.cat(
+            [row_toeplitz(self.bank[p].to(x.dtype), padded_width, self.stride) for p in range(parts)]
+        )
+        out = (rows @ toeplitz).view(n, n_channels, out_height, -1, 2, 1 + self.L)
+        re, im = out.permute(0, 2, 3, 1, 4, 5).unbind(-2)
         return re, im
 
 
@@ -260,6 +256,7 @@ class ScatteringBlock(nn.Module):
         self.std = ComplexStandardization(n_complex, n_real, eps=eps)
         self.proj = ComplexProjection(n_complex, n_real, out_channels, generator)
         self.eps = eps
+        self.L = L
         self.out_channels = out_channels
 
     def forward(self, x):
@@ -269,8 +266,9 @@ class ScatteringBlock(nn.Module):
             linear = (re, im)
             rho_in = (re, im)
         else:
-            linear = (re[..., :1], im[..., :1])
-            rho_in = (re[..., 1:], im[..., 1:])
+            # split rather than slicing: its gradient is one concatenation, not a zero-filled copy per slice.
+            (phi_re, psi_re), (phi_im, psi_im) = re.split([1, self.L], -1), im.split([1, self.L], -1)
+            linear, rho_in = (phi_re, phi_im), (psi_re, psi_im)
         rho_in = tuple(t.reshape(*shape, -1) for t in rho_in)
         rho_out = self.rho(*rho_in)
         linear = [t.reshape(*shape, -1) for t in linear]

@@ -1,0 +1,150 @@
+"""Training and inference throughput of the phase-collapse network next to ResNet-18.
+
+Times, in one run, the paper's CIFAR configuration of ScatteringPhaseCollapse
+(8 blocks, widths 64, 128, 256, 512 x 5, L = 4, factorized filters, batch 128,
+3 x 32 x 32 images) in both variants, and a CIFAR ResNet-18 in plain torch,
+alternating the models step by step so that machine noise hits them alike;
+prints images per second and the ratio to ResNet-18. Then times skphase's
+fixed wavelet-modulus filtering against kymatio's Scattering2D (J=1).
+
+Usage::
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_phase_collapse.py [--steps 3] [--threads 2]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _resnet import ResNet18  # noqa: E402
+
+from skphase.nn import PhaseCollapseNet, WaveletFilter, safe_modulus  # noqa: E402
+
+CIFAR_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
+
+
+def multiply_accumulates(model, images):
+    """Multiply-accumulates per image of the forward pass: convolutions, linear layers and matrix products."""
+    counts = []
+
+    def conv_hook(module, inputs, output):
+        counts.append(output.numel() // output.shape[0] * module.in_channels // module.groups
+                      * module.kernel_size[0] * module.kernel_size[1])
+
+    def linear_hook(module, inputs, output):
+        counts.append(output.numel() // output.shape[0] * module.in_features)
+
+    handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    handles += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if isinstance(model, PhaseCollapseNet):
+        # The blocks are matrix products: count them from their operand shapes.
+        for block in model.blocks:
+            handles.append(block.register_forward_hook(_block_counter(block, counts)))
+    with torch.no_grad():
+        model.eval()(images[:1])
+    for handle in handles:
+        handle.remove()
+    return sum(counts)
+
+
+def _block_counter(block, counts):
+    def hook(module, inputs, output):
+        x = inputs[0]
+        _, height, width, channels = x.shape
+        wavelets = block.wavelets
+        _, n_filters, k, _ = wavelets.bank.shape
+        parts = 2 if wavelets.complex_input else 1
+        out_h, out_w = output.shape[1:3]
+        padded_width = width + 2 * (k // 2)
+        # Toeplitz product: one row per (channel, output row), one column per (output column, filter).
+        counts.append(channels // parts * out_h * parts * k * padded_width * out_w * n_filters)
+        proj = block.proj.real_matrix()
+        counts.append(out_h * out_w * proj.shape[0] * proj.shape[1])  # projection P
+    return hook
+
+
+def train_step(model, optimizer, images, labels):
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def time_models(models, images, labels, steps, train):
+    """Seconds per step of each model, the models alternating step by step."""
+    optimizers = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for name, m in models.items()}
+    totals = dict.fromkeys(models, 0.0)
+    for step in range(steps + 1):  # step 0 warms up
+        for name, model in models.items():
+            start = time.perf_counter()
+            if train:
+                model.train()
+                train_step(model, optimizers[name], images, labels)
+            else:
+                with torch.no_grad():
+                    model.eval()(images)
+            if step:
+                totals[name] += time.perf_counter() - start
+    return {name: total / steps for name, total in totals.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per model (after one warm-up)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    images = torch.randn(args.batch_size, 3, 32, 32)
+    labels = torch.randint(0, 10, (args.batch_size,))
+    models = {
+        "ResNet-18": ResNet18(),
+        "PhaseCollapse lscat": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
+                                                variant="lscat"),
+        "PhaseCollapse lscat+skip": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
+                                                     variant="lscat+skip"),
+    }
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch_size}, 3x32x32, "
+          f"{args.steps} timed steps")
+    macs = {name: multiply_accumulates(m, images) for name, m in models.items()}
+    train = time_models(models, images, labels, args.steps, train=True)
+    infer = time_models(models, images, labels, args.steps, train=False)
+    reference = "ResNet-18"
+    print(f"\n{'model':<26}{'GMAC/img':>10}{'train img/s':>13}{'x ResNet':>10}{'infer img/s':>13}{'x ResNet':>10}")
+    for name in models:
+        train_rate, infer_rate = args.batch_size / train[name], args.batch_size / infer[name]
+        print(f"{name:<26}{macs[name] / 1e9:>10.3f}{train_rate:>13.1f}{train[reference] / train[name]:>10.2f}"
+              f"{infer_rate:>13.1f}{infer[reference] / infer[name]:>10.2f}")
+
+    # Fixed filtering: first-order wavelet modulus at the finest scale.
+    from kymatio.torch import Scattering2D
+
+    kymatio = Scattering2D(J=1, shape=(32, 32), L=4, max_order=1)
+    wavelets = WaveletFilter(4, "standard", complex_input=False)
+    channels_last = images.permute(0, 2, 3, 1).contiguous()
+
+    def ours():
+        re, im = wavelets(channels_last)
+        return safe_modulus(re, im)
+
+    timings = {}
+    for name, fn in (("skphase W + modulus", ours), ("kymatio Scattering2D J=1", lambda: kymatio(images))):
+        with torch.no_grad():
+            fn()
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                fn()
+            timings[name] = (time.perf_counter() - start) / args.steps
+    print(f"\n{'fixed transform (forward)':<30}{'img/s':>10}{'x kymatio':>11}")
+    for name, seconds in timings.items():
+        print(f"{name:<30}{args.batch_size / seconds:>10.1f}{timings['kymatio Scattering2D J=1'] / seconds:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
