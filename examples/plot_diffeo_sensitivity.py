@@ -94,11 +94,11 @@ def measure(name, stage, model, X_test, args, accuracy_value):
 
 
 def print_table(rows):
-    print(f"{'model':<22}{'stage':<8}{'layer':<10}{'D':>9}{'G':>9}{'R':>9}  {'R 95% CI':<20}{'test acc':>9}")
+    print(f"{'model':<30}{'stage':<8}{'layer':<10}{'D':>9}{'G':>9}{'R':>9}  {'R 95% CI':<20}{'test acc':>9}")
     for r in rows:
         ci = f"[{r['R_low']:.3g}, {r['R_high']:.3g}]"
         acc = "" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
-        print(f"{r['model']:<22}{r['stage']:<8}{r['layer']:<10}{r['D']:>9.4f}{r['G']:>9.4f}{r['R']:>9.4f}"
+        print(f"{r['model']:<30}{r['stage']:<8}{r['layer']:<10}{r['D']:>9.4f}{r['G']:>9.4f}{r['R']:>9.4f}"
               f"  {ci:<20}{acc:>9}")
 
 
