@@ -326,7 +326,8 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
             T = stages[best][0]
             # Refit the ridge regression with the chosen features on every training sample.
             coef = self._solve(self._kernel(transform_patches(patches, T)), Y)
-        self._stages = [(stage_T, stage_coef) for stage_T, stage_coef in stages]
+        # Kept on the CPU: a list of tensors escapes the mixin's device-safe pickling.
+        self._stages = [(stage_T.cpu(), stage_coef.cpu()) for stage_T, stage_coef in stages]
         self._stage_centers = images if split is None else images[torch.as_tensor(split[0])]
         self.validation_scores_ = scores
         self.best_iteration_ = best
@@ -397,6 +398,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         """
         check_is_fitted(self)
         for T, coef in self._stages:
+            T, coef = T.to(self.device_), coef.to(self.device_)
             yield self._format_decision(self._decision(X, T, coef, self._stage_centers))
 
     def staged_score(self, X, y):
