@@ -26,7 +26,6 @@ import argparse
 import os
 import time
 
-import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split

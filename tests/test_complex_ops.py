@@ -1,6 +1,5 @@
 """Non-linearities and complex building blocks, with float64 gradient checks."""
 
-import numpy as np
 import pytest
 import torch
 

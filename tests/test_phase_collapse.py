@@ -1,7 +1,6 @@
 """Behaviour of ScatteringPhaseCollapse: learning, errors, reproducibility, persistence."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest

@@ -24,6 +24,7 @@ from ..nn._patch_kernels import (
     extract_patches,
     patch_grid_shape,
     patch_kernel_from_patches,
+    psd_power,
     psd_sqrt,
     transform_patches,
 )
@@ -31,18 +32,6 @@ from ..utils import make_generator, seed_from_random_state, to_numpy
 from ._base import ImageEstimatorMixin
 
 __all__ = ["ConvRFM"]
-
-
-def _matrix_power_psd(G, power):
-    eigvals, eigvecs = torch.linalg.eigh(0.5 * (G + G.T))
-    return (eigvecs * eigvals.clamp_min(0).pow(power)) @ eigvecs.T, eigvals
-
-
-def _reject_1d(X):
-    if (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim) == 1:
-        raise ValueError("Expected a batch of images, got a 1-D array. Reshape your data with X.reshape(1, -1) "
-                         "for a single flat image or X[None] for a single (C, H, W) image.")
-    return X
 
 
 class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -219,7 +208,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         return coef / scale
 
     def _next_transform(self, G):
-        T, eigvals = _matrix_power_psd(G, self.agop_power)
+        T, eigvals = psd_power(G, self.agop_power, return_eigenvalues=True)
         self.agop_eigenvalues_.append(to_numpy(eigvals))
         if self.agop_threshold is not None:
             t_vals, t_vecs = torch.linalg.eigh(T)
@@ -295,7 +284,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         """
         if y is None:
             raise ValueError("ConvRFM requires y to be passed, but the target y is None.")
-        images = self._validate_images(_reject_1d(X), reset=True)
+        images = self._validate_images(X, reset=True)
         y = column_or_1d(y, warn=True)
         if y.shape[0] != images.shape[0]:
             raise ValueError(f"y has {y.shape[0]} labels for {images.shape[0]} images; pass one label per image.")
@@ -355,7 +344,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
 
     # ------------------------------------------------------------- prediction
     def _decision(self, X, T, coef, centers):
-        images = self._validate_images(_reject_1d(X), reset=False)
+        images = self._validate_images(X, reset=False)
         B = transform_patches(self._patches(centers), T)
         outputs = []
         # Patches of a few images at a time: all patches of a large test set would not fit.
@@ -418,7 +407,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         ndarray of shape (n, n_filters * H_out * W_out), float32
         """
         check_is_fitted(self)
-        images = self._validate_images(_reject_1d(X), reset=False)
+        images = self._validate_images(X, reset=False)
         weight = torch.as_tensor(self.filters_, device=self.device_)
         outputs = []
         for start in range(0, images.shape[0], self.batch_size):

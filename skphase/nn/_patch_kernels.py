@@ -31,6 +31,7 @@ __all__ = [
     "patch_grid_shape",
     "patch_kernel",
     "patch_kernel_from_patches",
+    "psd_power",
     "psd_sqrt",
     "transform_patches",
 ]
@@ -103,14 +104,20 @@ def extract_patches(X, patch_size, *, stride=1, padding=0):
     return columns.transpose(1, 2)
 
 
-def psd_sqrt(M):
-    """Symmetric square root of a symmetric positive semi-definite matrix.
+def psd_power(M, power, *, return_eigenvalues=False):
+    """``M ** power`` of a symmetric positive semi-definite matrix, through its eigendecomposition.
 
-    Negative eigenvalues from round-off are clipped to zero.
+    Negative eigenvalues from round-off are clipped to zero. With
+    ``return_eigenvalues=True`` the eigenvalues of ``M`` are returned too.
     """
-    M = 0.5 * (M + M.T)
-    eigvals, eigvecs = torch.linalg.eigh(M)
-    return (eigvecs * eigvals.clamp_min(0).sqrt()) @ eigvecs.T
+    eigvals, eigvecs = torch.linalg.eigh(0.5 * (M + M.T))
+    powered = (eigvecs * eigvals.clamp_min(0).pow(power)) @ eigvecs.T
+    return (powered, eigvals) if return_eigenvalues else powered
+
+
+def psd_sqrt(M):
+    """Symmetric square root of a symmetric positive semi-definite matrix (see :func:`psd_power`)."""
+    return psd_power(M, 0.5)
 
 
 def transform_patches(patches, T=None):

@@ -8,7 +8,6 @@ imaginary parts of the ``L`` Morlet wavelets), recombined into complex
 coefficients; the complex projection ``P`` is a single real matrix product.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,6 +1,5 @@
 """Small torch helpers: seeding, batching, numpy conversion."""
 
-import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
