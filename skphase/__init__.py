@@ -1,8 +1,13 @@
 """skphase: scikit-learn estimators on torch for studying how deep image classifiers
-remove spatial variability and separate classes."""
+remove spatial variability and separate classes.
 
-from .estimators import PhaseCollapse, ScatteringPhaseCollapse, ScatteringTransform
+Estimators live at the top level; measurements in :mod:`skphase.metrics`, data in
+:mod:`skphase.datasets`, torch building blocks in :mod:`skphase.nn` and fixed filter
+banks in :mod:`skphase.filters`.
+"""
+
+from .estimators import ConvRFM, DTCWPTFeatures, PhaseCollapse, ScatteringPhaseCollapse, ScatteringTransform
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["PhaseCollapse", "ScatteringPhaseCollapse", "ScatteringTransform"]
+__all__ = ["ConvRFM", "DTCWPTFeatures", "PhaseCollapse", "ScatteringPhaseCollapse", "ScatteringTransform"]

@@ -229,3 +229,12 @@ def test_fits_on_gpu_and_pickles_to_cpu(digits):
     cpu = small(device="cpu").fit(X, y)
     np.testing.assert_allclose(model.transform(X_test[:5]), cpu.transform(X_test[:5]), atol=1e-2)
     assert pickle.loads(pickle.dumps(model)).transform(X_test[:5]).shape == (5, cpu.transform(X_test[:5]).shape[1])
+
+
+def test_pandas_output(digits):
+    pd = pytest.importorskip("pandas")
+    X, y, X_test, _ = digits
+    model = small(max_iter=1).fit(X, y).set_output(transform="pandas")
+    frame = model.transform(X_test[:3])
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == list(model.get_feature_names_out())
