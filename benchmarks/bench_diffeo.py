@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from skphase.nn import deform, sample_displacement, temperature_from_displacement
+from skphase.nn import deform, random_deform, sample_displacement, temperature_from_displacement
 
 
 def scipy_loop(images, temperature, cutoff, rng):
@@ -42,13 +42,10 @@ def scipy_loop(images, temperature, cutoff, rng):
 
 
 def torch_batched(images, temperature, cutoff, generator, batch_size):
-    outs = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start:start + batch_size]
-        tau = sample_displacement(batch.shape[0], batch.shape[-1], cutoff=cutoff, temperature=temperature,
-                                  generator=generator, device=batch.device)
-        outs.append(deform(batch, tau))
-    return torch.cat(outs)
+    return torch.cat([
+        random_deform(images[start:start + batch_size], cutoff=cutoff, temperature=temperature, generator=generator)
+        for start in range(0, images.shape[0], batch_size)
+    ])
 
 
 def same_field_agreement(images, temperature, cutoff):
