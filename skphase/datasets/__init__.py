@@ -5,15 +5,10 @@ from ._digits import load_digits_images
 from ._fashion_mnist import CLASS_NAMES as FASHION_MNIST_CLASSES
 from ._fashion_mnist import load_fashion_mnist
 from ._home import get_data_home
+from ._scale_detection import make_scale_detection
+from ._synthetic_images import make_noisy_frame_task, make_star_task, star_pattern
 
 __all__ = [
-    "FASHION_MNIST_CLASSES",
-    "get_data_home",
-    "load_cifar10",
-    "load_digits_images",
-    "load_fashion_mnist",
+    "FASHION_MNIST_CLASSES", "get_data_home", "load_cifar10", "load_digits_images", "load_fashion_mnist",
+    "make_noisy_frame_task", "make_scale_detection", "make_star_task", "star_pattern",
 ]
-from ._scale_detection import make_scale_detection  # noqa: E402
-__all__ += ["make_scale_detection"]
-from ._synthetic_images import make_noisy_frame_task, make_star_task, star_pattern  # noqa: E402
-__all__ += ["make_noisy_frame_task", "make_star_task", "star_pattern"]

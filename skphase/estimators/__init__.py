@@ -1,10 +1,8 @@
-"""scikit-learn estimators wrapping the torch layers."""
+"""scikit-learn estimators wrapping the torch layers (one estimator per private module)."""
 
+from ._convrfm import ConvRFM
+from ._dtcwpt import DTCWPTFeatures
 from ._phase_collapse import PhaseCollapse, ScatteringPhaseCollapse
 from ._scattering import ScatteringTransform
 
-__all__ = ["PhaseCollapse", "ScatteringPhaseCollapse", "ScatteringTransform"]
-from ._dtcwpt import DTCWPTFeatures  # noqa: E402
-__all__ += ["DTCWPTFeatures"]
-from ._convrfm import ConvRFM  # noqa: E402
-__all__ += ["ConvRFM"]
+__all__ = ["ConvRFM", "DTCWPTFeatures", "PhaseCollapse", "ScatteringPhaseCollapse", "ScatteringTransform"]
