@@ -47,14 +47,14 @@ def star_experiment(seeds, n_test, bandwidth):
     return np.asarray(scores)
 
 
-def noisy_frame_experiment(n_train, n_test, n_iter, agop_max_samples, bandwidth, seed=0):
+def noisy_frame_experiment(n_train, n_test, n_iter, agop_max_samples, bandwidth, kernel="laplace", seed=0):
     """Test accuracy per AGOP iteration on Fashion-MNIST in a 42 x 42 noise frame."""
     X, y = load_fashion_mnist("train", n_samples=n_train, random_state=seed)
     X_test, y_test = load_fashion_mnist("test", n_samples=n_test, random_state=seed)
     X = make_noisy_frame_task(X, frame_size=42, noise_std=1.0, random_state=seed)
     X_test = make_noisy_frame_task(X_test, frame_size=42, noise_std=1.0, random_state=seed + 1)
     start = time.perf_counter()
-    clf = ConvRFM(patch_size=3, bandwidth=bandwidth, n_iter=n_iter, validation_fraction=0.2,
+    clf = ConvRFM(kernel=kernel, patch_size=3, bandwidth=bandwidth, n_iter=n_iter, validation_fraction=0.2,
                   agop_max_samples=agop_max_samples, device="cpu", random_state=seed, verbose=1).fit(X, y)
     fit_s = time.perf_counter() - start
     staged = clf.staged_score(X_test, y_test)
@@ -99,7 +99,12 @@ def main():
     parser.add_argument("--seeds", type=int, default=5, help="star-task seeds")
     parser.add_argument("--star-bandwidth", type=float, default=100.0)
     parser.add_argument("--n-noisy", type=int, default=4000, help="training images of the noise-frame task")
-    parser.add_argument("--noisy-bandwidth", type=float, default=100.0)
+    # Laplace bandwidth 10 was chosen on the validation split at n = 1000
+    # (bandwidths 4, 10, 100 tried): it gave the largest rise over the iterations.
+    parser.add_argument("--noisy-bandwidth", type=float, default=10.0)
+    # The authors use the NTK; its kernel and autograd AGOP cost hours at n = 4000
+    # on a CPU, so the default is the Laplace kernel ("ntk" with a GPU, or a small --n-noisy).
+    parser.add_argument("--noisy-kernel", choices=["laplace", "gaussian", "ntk"], default="laplace")
     parser.add_argument("--agop-max-samples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -116,11 +121,13 @@ def main():
     print(f"  mean over {args.seeds} seed(s): fixed kernel {star_mean[0]:.4f}, after one AGOP step "
           f"{star_mean[1]:.4f}  (paper: 0.7795 -> 0.9483)")
 
-    print(f"2. Fashion-MNIST in a 42x42 N(0,1) frame (n = {args.n_noisy}, 3x3 patches)")
+    print(f"2. Fashion-MNIST in a 42x42 N(0,1) frame (n = {args.n_noisy}, 3x3 patches, {args.noisy_kernel} kernel)")
     noisy_clf, noisy, final, fit_s = noisy_frame_experiment(args.n_noisy, n_test_noisy, n_iter,
-                                                            args.agop_max_samples, args.noisy_bandwidth)
+                                                            args.agop_max_samples, args.noisy_bandwidth,
+                                                            args.noisy_kernel)
     print("  test accuracy per iteration: " + ", ".join(f"{i}: {s:.4f}" for i, s in enumerate(noisy)))
-    print(f"  rise over the AGOP iterations: {100 * (noisy.max() - noisy[0]):+.1f} points "
+    print(f"  rise over the AGOP iterations: {100 * (noisy.max() - noisy[0]):+.1f} points (target: >= +5; "
+          f"paper, NTK on MNIST: +7.4) "
           f"(last - first: {100 * (noisy[-1] - noisy[0]):+.1f}); selected iteration "
           f"{noisy_clf.best_iteration_} (validation scores {np.round(noisy_clf.validation_scores_, 4).tolist()}), "
           f"refitted model test accuracy {final:.4f}; fit took {fit_s:.0f} s")
