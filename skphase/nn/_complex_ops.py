@@ -54,6 +54,10 @@ def _unit_phase(re, im, modulus):
     return re * inverse, im * inverse
 
 
+def _shape(n_channels):
+    return (n_channels,) if isinstance(n_channels, int) else tuple(n_channels)
+
+
 class ComplexNonlinearity(nn.Module):
     """A point-wise non-linearity on complex channels stored as ``(re, im)``.
 
@@ -70,8 +74,9 @@ class ComplexNonlinearity(nn.Module):
         - ``"tanh"``: ``tanh(|z|) z / |z|``.
         - ``"relu"``: ``relu(Re z) + i relu(Im z)``, the real rectifier on each part.
         - ``"identity"``: no non-linearity.
-    n_channels : int
-        Number of complex channels (last axis), for the learned parameters.
+    n_channels : int or tuple of int
+        Number of complex channels (the last axis), or the shape of the trailing
+        axes, for the per-channel learned parameters.
 
     Attributes
     ----------
@@ -87,10 +92,10 @@ class ComplexNonlinearity(nn.Module):
         self.kind = kind
         self.real_output = kind == "modulus"
         if kind == "soft_threshold":
-            self.threshold = nn.Parameter(torch.full((n_channels,), 0.1))
+            self.threshold = nn.Parameter(torch.full(_shape(n_channels), 0.1))
         elif kind == "sigmoid":
-            self.gain = nn.Parameter(torch.ones(n_channels))
-            self.bias = nn.Parameter(torch.zeros(n_channels))
+            self.gain = nn.Parameter(torch.ones(_shape(n_channels)))
+            self.bias = nn.Parameter(torch.zeros(_shape(n_channels)))
 
     def extra_repr(self):
         return f"kind={self.kind!r}"

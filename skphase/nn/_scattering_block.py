@@ -141,17 +141,26 @@ class ComplexStandardization(nn.Module):
         self.register_buffer("running_var", torch.ones(n_complex + n_real))
         self.n_complex = n_complex
 
-    def forward(self, flat):
-        """Statistics of ``flat`` ``(rows, 2 n_complex + n_real)`` laid out ``[re | im | real]``.
+    def forward(self, flat, order=None):
+        """Statistics of ``flat`` ``(rows, 2 n_complex + n_real)``.
+
+        Parameters
+        ----------
+        flat : torch.Tensor
+            Columns laid out ``[re | im | real]``, or in any order given by ``order``.
+        order : torch.LongTensor or None
+            ``flat[:, j]`` holds column ``order[j]`` of the ``[re | im | real]`` layout.
 
         Returns
         -------
         mean, scale : torch.Tensor
-            Per column: ``(flat - mean) * scale`` is standardised.
+            Per column of ``flat``: ``(flat - mean) * scale`` is standardised.
         """
         k = self.n_complex
         if self.training:
             power, mean = torch.var_mean(flat, dim=0, correction=0)
+            if order is not None:
+                power = torch.empty_like(power).index_copy_(0, order, power)
             var = torch.cat([power[:k] + power[k:2 * k], power[2 * k:]])
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
@@ -160,7 +169,8 @@ class ComplexStandardization(nn.Module):
             mean = self.running_mean.to(flat.dtype)
             var = self.running_var.to(flat.dtype)
         scale = torch.rsqrt(var + self.eps)
-        return mean, torch.cat([scale[:k], scale[:k], scale[k:]])
+        scale = torch.cat([scale[:k], scale[:k], scale[k:]])
+        return mean, scale if order is None else scale[order]
 
 
 def semi_unitary(n_out, n_in, generator=None):
@@ -207,9 +217,15 @@ class ComplexProjection(nn.Module):
         bottom = torch.cat([b[:, :k], a[:, :k], b[:, k:]], dim=1)
         return torch.cat([top, bottom], dim=0)
 
-    def forward(self, x, mean=None, scale=None):
-        """``P((x - mean) * scale)``, computed as ``x @ (P scale)^T - (P scale) mean``."""
+    def forward(self, x, mean=None, scale=None, order=None):
+        """``P((x - mean) * scale)``, computed as ``x @ (P scale)^T - (P scale) mean``.
+
+        ``order`` (a LongTensor) says that column ``j`` of ``x`` is column ``order[j]`` of the
+        ``[re | im | real]`` layout.
+        """
         matrix = self.real_matrix().to(x.dtype)
+        if order is not None:
+            matrix = matrix[:, order]
         if scale is not None:
             matrix = matrix * scale
         out = x @ matrix.T
@@ -247,13 +263,18 @@ class ScatteringBlock(nn.Module):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
         self.wavelets = WaveletFilter(L, kind, complex_input)
         self.variant = variant
-        n_rho = in_channels * ((1 + L) if variant == "lscat+skip" else L)
-        n_linear = in_channels * ((1 + L) if variant == "lscat+skip" else 1)
-        self.rho = ComplexNonlinearity(nonlinearity, n_rho)
+        per_channel_rho = (1 + L) if variant == "lscat+skip" else L
+        per_channel_linear = (1 + L) if variant == "lscat+skip" else 1
+        self.rho = ComplexNonlinearity(nonlinearity, (in_channels, per_channel_rho))
+        n_rho, n_linear = in_channels * per_channel_rho, in_channels * per_channel_linear
         n_complex = n_linear + (0 if self.rho.real_output else n_rho)
         n_real = n_rho if self.rho.real_output else 0
         self.std = ComplexStandardization(n_complex, n_real, eps=eps)
         self.proj = ComplexProjection(n_complex, n_real, out_channels, generator)
+        self.register_buffer(
+            "order", _feature_order(in_channels, per_channel_linear, per_channel_rho, self.rho.real_output),
+            persistent=False,
+        )
         self.eps = eps
         self.L = L
         self.out_channels = out_channels
@@ -262,20 +283,39 @@ class ScatteringBlock(nn.Module):
         re, im = self.wavelets(x)  # (n, H, W, C, 1 + L) each
         shape = re.shape[:3]
         if self.variant == "lscat+skip":
-            linear = (re, im)
-            rho_in = (re, im)
+            linear, rho_in = (re, im), (re, im)
         else:
             # split rather than slicing: its gradient is one concatenation, not a zero-filled copy per slice.
             (phi_re, psi_re), (phi_im, psi_im) = re.split([1, self.L], -1), im.split([1, self.L], -1)
             linear, rho_in = (phi_re, phi_im), (psi_re, psi_im)
-        rho_in = tuple(t.reshape(*shape, -1) for t in rho_in)
         rho_out = self.rho(*rho_in)
-        linear = [t.reshape(*shape, -1) for t in linear]
         if self.rho.real_output:
             parts = [linear[0], linear[1], rho_out]
         else:
             parts = [linear[0], rho_out[0], linear[1], rho_out[1]]
-        flat = torch.cat(parts, dim=-1).reshape(-1, sum(p.shape[-1] for p in parts))
-        z = self.proj(flat, *self.std(flat)).reshape(*shape, -1)
+        # One pass gathers every feature, channel by channel, into rows of pixels for P; the
+        # standardisation and P follow this layout through ``order``.
+        flat = torch.cat(parts, dim=-1).reshape(-1, len(self.order))
+        z = self.proj(flat, *self.std(flat, self.order), order=self.order).reshape(*shape, -1)
         # N: unit norm over channels at every pixel.
         return z * torch.rsqrt(z.square().sum(dim=-1, keepdim=True) + self.eps)
+
+
+def _feature_order(n_channels, per_channel_linear, per_channel_rho, real_rho):
+    """Where each feature of a block's channel-by-channel layout sits in ``[re | im | real]``.
+
+    Per input channel the features are ``[linear re, linear im, |rho|]`` for a real ``rho``,
+    else ``[linear re, rho re, linear im, rho im]``. In ``[re | im | real]``, complex features
+    are numbered linear first (channel-major), then rho.
+    """
+    channel = torch.arange(n_channels)[:, None]
+    linear = channel * per_channel_linear + torch.arange(per_channel_linear)
+    rho = channel * per_channel_rho + torch.arange(per_channel_rho)
+    n_linear = n_channels * per_channel_linear
+    if real_rho:
+        n_complex = n_linear
+        parts = [linear, n_complex + linear, 2 * n_complex + rho]
+    else:
+        n_complex = n_linear + n_channels * per_channel_rho
+        parts = [linear, n_linear + rho, n_complex + linear, n_complex + n_linear + rho]
+    return torch.cat(parts, dim=1).reshape(-1)
