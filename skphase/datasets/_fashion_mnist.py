@@ -86,7 +86,7 @@ def load_fashion_mnist(subset="train", *, data_home=None, n_samples=None, random
     --------
     >>> from skphase.datasets import load_fashion_mnist
     >>> X, y = load_fashion_mnist("test", n_samples=100, random_state=0)  # doctest: +SKIP
-    >>> X.shape
+    >>> X.shape  # doctest: +SKIP
     (100, 1, 28, 28)
     """
     if subset not in _FILES:
