@@ -90,6 +90,19 @@ def test_no_validation_keeps_last_iteration_and_is_reproducible(digits):
     assert np.abs(a.M_ - np.eye(9)).max() > 0.1
 
 
+def test_agop_on_a_subset_of_the_training_images(digits):
+    X, y = digits
+    fit = dict(n_iter=1, validation_fraction=0, device="cpu", dtype="float64", random_state=0)
+    every = ConvRFM(agop_max_samples=None, **fit).fit(X[:120], y[:120])
+    # A cap above n keeps every image (the default cap, 1000, for small training sets).
+    capped = ConvRFM(agop_max_samples=500, **fit).fit(X[:120], y[:120])
+    np.testing.assert_allclose(capped.M_, every.M_, rtol=1e-10, atol=1e-12)
+    # A subset estimates the same average: close to M from every image, but not equal to it.
+    subset = ConvRFM(agop_max_samples=60, **fit).fit(X[:120], y[:120])
+    gap = np.linalg.norm(subset.M_ - every.M_) / np.linalg.norm(every.M_)
+    assert 1e-6 < gap < 0.1
+
+
 def test_filters_transform_and_deep_stacking(digits):
     X, y = digits
     X, y = X[:120], y[:120]
