@@ -91,9 +91,12 @@ def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, nam
 
     Raises
     ------
+    TypeError
+        On sparse input.
     ValueError
-        On sparse input, a wrong number of dimensions, NaN or infinite values,
-        too few samples, or a flat row length that does not match ``image_shape``.
+        On a wrong number of dimensions, complex or non-numeric values, NaN or
+        infinite values, too few samples, or a flat row length that does not
+        match ``image_shape``.
     """
     if hasattr(X, "tocsr") or hasattr(X, "toarray"):
         raise TypeError(f"{name} is a sparse matrix; skphase works on dense images. Use {name}.toarray().")
