@@ -46,7 +46,7 @@ CONFIGS = {
         scattering=dict(J=2, L=8),
     ),
     "fashion-mnist": dict(
-        network=dict(widths=(64, 128, 256), L=4, batch_size=128, learning_rate_init=0.05, max_iter=10),
+        network=dict(widths=(64, 128, 256), L=4, batch_size=128, learning_rate_init=0.05, max_iter=5),
         scattering=dict(J=2, L=8),
     ),
 }
