@@ -38,6 +38,17 @@ def _capture_target(model):
     return module if isinstance(module, torch.nn.Module) else None
 
 
+def _layered_target(model, layers):
+    """:func:`_capture_target`, refusing a layer selection on a model without hookable layers."""
+    capture = _capture_target(model)
+    if capture is None and layers is not None:
+        raise TypeError(
+            f"Cannot read layers {layers!r} of a {type(model).__name__}: layer-wise measurements need a "
+            "torch nn.Module or a fitted estimator with a torch model in `module_`."
+        )
+    return capture
+
+
 def _module_device(model, device):
     if device is not None or not isinstance(model, torch.nn.Module):
         return torch.device(device) if device is not None else None
@@ -433,12 +444,7 @@ def layerwise_sensitivity(
     >>> [row["layer"] for row in rows]
     ['input', '0', '2']
     """
-    capture = _capture_target(model)
-    if capture is None and layers is not None:
-        raise TypeError(
-            f"Cannot read layers {layers!r} of a {type(model).__name__}: layer-wise measurements need a "
-            "torch nn.Module or a fitted estimator with a torch model in `module_`."
-        )
+    capture = _layered_target(model, layers)
     return _sensitivity_table(
         model, X, layers=layers if capture is not None else False, include_input=include_input,
         include_output=include_output or capture is None, perturbation=perturbation, cutoff=cutoff,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..utils import check_images, iter_batches, seed_from_random_state
-from ._sensitivity import _Representations, _capture_target
+from ._sensitivity import _layered_target, _Representations
 
 __all__ = ["separation_scores", "class_separation", "layerwise_class_separation"]
 
@@ -325,12 +325,7 @@ def layerwise_class_separation(model, X, y, *, layers=None, include_input=True, 
     >>> [row["layer"] for row in layerwise_class_separation(net, X, y)]
     ['input', '0', '2']
     """
-    capture = _capture_target(model)
-    if capture is None and layers is not None:
-        raise TypeError(
-            f"Cannot read layers {layers!r} of a {type(model).__name__}: layer-wise measurements need a "
-            "torch nn.Module or a fitted estimator with a torch model in `module_`."
-        )
+    capture = _layered_target(model, layers)
     return _separation_table(
         model, X, y, X_test=X_test, y_test=y_test, layers=layers if capture is not None else False,
         include_input=include_input, include_output=include_output or capture is None, probe_alpha=probe_alpha,
