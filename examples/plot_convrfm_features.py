@@ -5,7 +5,7 @@ al., "Mechanism of feature learning in convolutional neural networks":
 
 1. the star task (n_train = 50, 11 x 11 patches): test accuracy of the fixed
    convolutional kernel (iteration 0) and after one patch-AGOP step, averaged
-   over seeds (the paper: 77.95 % -> 94.83 %);
+   over seeds (the paper, one seed: 77.95 % -> 94.83 %);
 2. Fashion-MNIST pasted at a random place in a 42 x 42 frame of N(0, 1) noise
    (3 x 3 patches): test accuracy per AGOP iteration (the paper, on MNIST:
    52.0 -> 59.4 % over 4 iterations);
@@ -13,8 +13,9 @@ al., "Mechanism of feature learning in convolutional neural networks":
    CNN's W^T W, both fitted on Fashion-MNIST), side by side;
 4. the feature-ansatz correlation per conv layer of that CNN, trained vs untrained.
 
-Run ``python examples/plot_convrfm_features.py`` (``--quick`` for a smoke run);
-it prints every figure it measures and saves ``convrfm_features.png``.
+Run ``python examples/plot_convrfm_features.py`` (``--quick`` for a smoke run,
+``--star-only`` for part 1 alone); it prints every figure it measures and saves
+``convrfm_features.png``.
 """
 
 import argparse
@@ -33,16 +34,29 @@ from skphase.estimators import ConvRFM  # noqa: E402
 from skphase.metrics import nfa_correlation  # noqa: E402
 
 
-def star_experiment(seeds, n_test, bandwidth):
-    """Mean test accuracy of iteration 0 (fixed kernel) and 1 (one AGOP step) over seeds."""
+def star_experiment(seeds, n_test):
+    """Test accuracy of iteration 0 (fixed kernel) and 1 (one AGOP step) for each seed.
+
+    The authors' protocol (aradha/agop_feature_learning,
+    kernel_machine_agop/conv_rfm/CRFM_star.ipynb): one balanced, shuffled pool
+    of ``50 + n_test`` images (they use n_test = 2050), the first 50 for
+    training and the rest for testing; the NTK of a one-layer ReLU conv net
+    on 11 x 11 patches, ridge 1e-3 on the kernel scaled by its maximum, the
+    patch AGOP of the predictor on 20 training images, ``T = G^(1/2)``
+    normalised. Nothing is tuned: the NTK has no bandwidth and every other
+    setting is the authors', so no validation data is needed; the seeds only
+    draw the pool (and the 20 AGOP images). The one setting checked was the
+    number of AGOP images, on separately drawn validation pools (seeds
+    100-109, 1000 held-out images each): all 50 training images scored as 20
+    did (0.9493 vs 0.9496 after one step), so the authors' 20 is kept.
+    """
     scores = []
     for seed in range(seeds):
-        X, y = make_star_task(50, random_state=seed)
-        X_test, y_test = make_star_task(n_test, random_state=1000 + seed)
-        clf = ConvRFM(patch_size=11, bandwidth=bandwidth, n_iter=1, validation_fraction=0, device="cpu",
-                      random_state=seed).fit(X, y)
-        scores.append(clf.staged_score(X_test, y_test))
-        print(f"  star seed {seed}: fixed kernel {scores[-1][0]:.3f}, after one AGOP step {scores[-1][1]:.3f}",
+        X, y = make_star_task(50 + n_test, random_state=seed)
+        clf = ConvRFM(kernel="ntk", ntk_depth=1, patch_size=11, alpha=1e-3, n_iter=1, agop_power=0.5,
+                      agop_max_samples=20, validation_fraction=0, device="cpu", random_state=seed).fit(X[:50], y[:50])
+        scores.append(clf.staged_score(X[50:], y[50:]))
+        print(f"  star seed {seed}: fixed kernel {scores[-1][0]:.4f}, after one AGOP step {scores[-1][1]:.4f}",
               flush=True)
     return np.asarray(scores)
 
@@ -96,8 +110,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--out", default="convrfm_features.png")
-    parser.add_argument("--seeds", type=int, default=5, help="star-task seeds")
-    parser.add_argument("--star-bandwidth", type=float, default=100.0)
+    parser.add_argument("--seeds", type=int, default=10, help="star-task seeds")
+    parser.add_argument("--star-only", action="store_true", help="run the star task only (no figure)")
     parser.add_argument("--n-noisy", type=int, default=4000, help="training images of the noise-frame task")
     # Laplace bandwidth chosen on the validation split at n = 1000 among 4, 10
     # and 100 (and agop_power 1/4, 1/2, 1, agop_threshold 0.2, ridge 1e-3, 1e-5).
@@ -113,13 +127,17 @@ def main():
         args.seeds, args.n_noisy, n_test_star, n_test_noisy, n_iter, n_cnn, epochs = 1, 300, 100, 200, 1, 500, 1
         args.agop_max_samples = min(args.agop_max_samples, 200)
     else:
-        n_test_star, n_test_noisy, n_iter, n_cnn, epochs = 500, 1000, 3, 4000, 3
+        # The authors test on the 2050 images left of their pool of 2100.
+        n_test_star, n_test_noisy, n_iter, n_cnn, epochs = 2050, 1000, 3, 4000, 3
 
     print("1. Star task (n_train = 50, 11x11 patches)")
-    star = star_experiment(args.seeds, n_test_star, args.star_bandwidth)
+    star = star_experiment(args.seeds, n_test_star)
     star_mean = star.mean(0)
-    print(f"  mean over {args.seeds} seed(s): fixed kernel {star_mean[0]:.4f}, after one AGOP step "
-          f"{star_mean[1]:.4f}  (paper: 0.7795 -> 0.9483)")
+    print(f"  mean over {args.seeds} seed(s) ({n_test_star} test images each): fixed kernel {star_mean[0]:.4f} "
+          f"(std {star[:, 0].std():.4f}), after one AGOP step {star_mean[1]:.4f} (std {star[:, 1].std():.4f})  "
+          "(paper, one seed: 0.7795 -> 0.9483)")
+    if args.star_only:
+        return
 
     print(f"2. Fashion-MNIST in a 42x42 N(0,1) frame (n = {args.n_noisy}, 3x3 patches, {args.noisy_kernel} kernel)")
     noisy_clf, noisy, final, fit_s = noisy_frame_experiment(args.n_noisy, n_test_noisy, n_iter,

@@ -8,7 +8,7 @@ import torch
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skphase.datasets import load_digits_images
+from skphase.datasets import load_digits_images, make_star_task
 from skphase.estimators import ConvRFM
 
 
@@ -143,6 +143,19 @@ def test_ntk_kernel_fits(digits):
     clf = ConvRFM(kernel="ntk", ntk_depth=2, n_iter=1, validation_fraction=0, device="cpu").fit(X[:40], y[:40])
     assert np.isfinite(clf.M_).all()
     assert clf.score(X[40:140], y[40:140]) > 0.6
+
+
+def test_one_agop_step_learns_the_star_task():
+    # The paper's star task with the authors' settings: NTK of a one-layer ReLU
+    # conv net on 11 x 11 patches, 50 training images, AGOP on 20 of them.
+    X, y = make_star_task(250, random_state=0)
+    clf = ConvRFM(kernel="ntk", ntk_depth=1, patch_size=11, n_iter=1, agop_max_samples=20, validation_fraction=0,
+                  device="cpu", random_state=0).fit(X[:50], y[:50])
+    fixed, learned = clf.staged_score(X[50:], y[50:])
+    assert learned > max(fixed + 0.05, 0.85)
+    # The AGOP weighs the two channels that carry the star above the noise-only channel.
+    share = np.diag(clf.M_).reshape(3, -1).sum(1) / np.trace(clf.M_)
+    assert share[2] < 0.3 < share[:2].min()
 
 
 @parametrize_with_checks([ConvRFM(patch_size=1, n_iter=1, dtype="float64", batch_size=64, device="cpu",

@@ -14,37 +14,62 @@ from ..utils import check_images, is_integer, make_generator
 __all__ = ["make_noisy_frame_task", "make_star_task", "star_pattern"]
 
 
-def star_pattern(size=5):
-    """A ``size x size`` asterisk (row, column and both diagonals through the centre) of ones.
+# The star of the authors' generator (aradha/agop_feature_learning,
+# kernel_machine_agop/conv_rfm/crfm_src/star_dataset.py, ``draw_star``): a
+# five-pointed star of 28 pixels in a 7 x 7 box, redrawn here as a picture.
+_STAR = (
+    "...#...",
+    "..###..",
+    "#######",
+    ".#####.",
+    "..###..",
+    ".#####.",
+    ".##.##.",
+)
+
+# Inclusive range of the star box's top-left (row, column) in the authors'
+# 32 x 32 images: their offsets are uniform in [0, 17] (both ends drawn) and
+# the star is drawn 3 rows down and 7 columns right of the offset.
+_PAPER_CORNER_RANGE = ((3, 20), (7, 24))
+
+
+def star_pattern():
+    """The 7 x 7 five-pointed star of the ConvRFM star task: 28 ones, zeros elsewhere.
+
+    Returns
+    -------
+    ndarray of shape (7, 7), float32
 
     Examples
     --------
-    >>> star_pattern(3).astype(int)
-    array([[1, 1, 1],
-           [1, 1, 1],
-           [1, 1, 1]])
-    >>> int(star_pattern(5).sum())
-    17
+    >>> star_pattern().astype(int)
+    array([[0, 0, 0, 1, 0, 0, 0],
+           [0, 0, 1, 1, 1, 0, 0],
+           [1, 1, 1, 1, 1, 1, 1],
+           [0, 1, 1, 1, 1, 1, 0],
+           [0, 0, 1, 1, 1, 0, 0],
+           [0, 1, 1, 1, 1, 1, 0],
+           [0, 1, 1, 0, 1, 1, 0]])
+    >>> int(star_pattern().sum())
+    28
     """
-    if not is_integer(size) or size < 1 or size % 2 == 0:
-        raise ValueError(f"size must be an odd integer >= 1, got {size!r}.")
-    pattern = np.zeros((size, size), dtype=np.float32)
-    centre = size // 2
-    index = np.arange(size)
-    pattern[centre, :] = pattern[:, centre] = 1.0
-    pattern[index, index] = pattern[index, size - 1 - index] = 1.0
-    return pattern
+    return np.array([[char == "#" for char in row] for row in _STAR], dtype=np.float32)
 
 
-def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3, star_size=9, amplitude=1.0,
-                   star_channels=(0, 1), random_state=None):
-    """The star task: is there a small star somewhere in a noise image?
+def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3, star_value=1.0,
+                   star_channels=(0, 1), corner_range=_PAPER_CORNER_RANGE, random_state=None):
+    """The star task of the ConvRFM paper: is there a small star somewhere in a noise image?
 
-    Every image is Gaussian noise ``N(0, noise_std^2)`` of shape
-    ``(n_channels, image_size, image_size)``; images of class 1 also hold a
-    star (:func:`star_pattern`) of height ``amplitude`` added to the channels
-    ``star_channels`` at a uniformly random place where it fits. Classes are
-    balanced (alternating, then shuffled).
+    Follows the authors' generator (``star_dataset`` in
+    aradha/agop_feature_learning, ``kernel_machine_agop/conv_rfm``). Every
+    image is Gaussian noise ``N(0, noise_std^2)`` of shape
+    ``(n_channels, image_size, image_size)``; in images of class 1 the 28
+    pixels of a star (:func:`star_pattern`) are set to ``star_value`` (they
+    replace the noise) in the channels ``star_channels``, at a place drawn
+    uniformly within ``corner_range``. Half the images, rounded down, are of
+    class 1, in random order: the authors draw one such balanced, shuffled
+    pool and split it into training and test sets, so a training set taken
+    as the first ``n_train`` images is not exactly balanced either.
 
     Parameters
     ----------
@@ -52,10 +77,15 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
     image_size : int, default=32
     n_channels : int, default=3
     noise_std : float, default=0.3
-    star_size : int, default=9
-        Odd side of the star (an asterisk of ``4 * star_size - 3`` pixels).
-    amplitude : float, default=1.0
+    star_value : float, default=1.0
+        Value the star's pixels are set to.
     star_channels : tuple of int, default=(0, 1)
+        Channels the star is drawn in (the authors': the first two of three).
+    corner_range : pair of (int, int), or None, default=((3, 20), (7, 24))
+        Inclusive ``((row_min, row_max), (col_min, col_max))`` of the star's
+        7 x 7 box's top-left corner; the default is the authors' range in
+        32 x 32 images (the star never touches the top rows or the left
+        columns). None draws it anywhere the star fits.
     random_state : int, RandomState or None
 
     Returns
@@ -72,10 +102,18 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
     """
     if not is_integer(n_samples) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-    pattern = star_pattern(star_size)
-    if star_size > image_size:
-        raise ValueError(f"star_size={star_size} does not fit in images of size {image_size}; "
-                         "use a smaller star or larger images.")
+    pattern = star_pattern()
+    size = pattern.shape[0]
+    last = image_size - size  # largest corner index at which the star fits
+    if last < 0:
+        raise ValueError(f"The {size} x {size} star does not fit in images of size {image_size}; "
+                         "use larger images.")
+    if corner_range is None:
+        corner_range = ((0, last), (0, last))
+    (row_min, row_max), (col_min, col_max) = corner_range
+    if not 0 <= row_min <= row_max <= last or not 0 <= col_min <= col_max <= last:
+        raise ValueError(f"corner_range={corner_range!r} puts the star outside {image_size} x {image_size} "
+                         f"images; corners must lie in [0, {last}] (or pass corner_range=None).")
     channels = list(star_channels)
     if not channels or min(channels) < 0 or max(channels) >= n_channels:
         raise ValueError(f"star_channels={star_channels!r} must name channels in [0, {n_channels}).")
@@ -83,21 +121,19 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}.")
     generator = make_generator(random_state)
     X = noise_std * torch.randn(n_samples, n_channels, image_size, image_size, generator=generator)
-    y = torch.arange(n_samples) % 2
+    y = (torch.arange(n_samples) < n_samples // 2).long()
     y = y[torch.randperm(n_samples, generator=generator)]
     positives = torch.nonzero(y).flatten()
-    span = image_size - star_size + 1
-    rows = torch.randint(span, (len(positives),), generator=generator)
-    cols = torch.randint(span, (len(positives),), generator=generator)
-    # Scatter the star into each positive image at its own offset without a
-    # loop over samples: index grids of shape (n_pos, size, size).
-    offsets = torch.arange(star_size)
-    grid_r = (rows[:, None, None] + offsets[None, :, None]).expand(-1, star_size, star_size)
-    grid_c = (cols[:, None, None] + offsets[None, None, :]).expand(-1, star_size, star_size)
-    sample = positives[:, None, None].expand_as(grid_r)
-    star = amplitude * torch.as_tensor(pattern)
+    rows = torch.randint(row_min, row_max + 1, (len(positives),), generator=generator)
+    cols = torch.randint(col_min, col_max + 1, (len(positives),), generator=generator)
+    # Set the star's pixels of every positive image at its own corner without
+    # a loop over samples: index arrays of shape (n_pos, n_star_pixels).
+    star_r, star_c = (torch.as_tensor(index) for index in np.nonzero(pattern))
+    grid_r = rows[:, None] + star_r[None, :]
+    grid_c = cols[:, None] + star_c[None, :]
+    sample = positives[:, None].expand_as(grid_r)
     for channel in channels:  # a loop over (at most n_channels) channels, not samples
-        X[sample, channel, grid_r, grid_c] += star
+        X[sample, channel, grid_r, grid_c] = star_value
     return X.numpy().astype(np.float32), y.numpy().astype(np.int64)
 
 
