@@ -55,14 +55,18 @@ def multiply_accumulates(model, images):
 def _block_counter(block, counts):
     def hook(module, inputs, output):
         x = inputs[0]
-        _, height, width, channels = x.shape
+        n, height, width, channels = x.shape
         wavelets = block.wavelets
         _, n_filters, k, _ = wavelets.bank.shape
         parts = 2 if wavelets.complex_input else 1
         out_h, out_w = output.shape[1:3]
-        padded_width = width + 2 * (k // 2)
-        # Toeplitz product: one row per (channel, output row), one column per (output column, filter).
-        counts.append(channels // parts * out_h * parts * k * padded_width * out_w * n_filters)
+        if wavelets._uses_dense(height, width):
+            # Dense matrix on each channel's whole map.
+            counts.append(channels // parts * (out_h * out_w * n_filters) * (height * width * parts))
+        else:
+            # Toeplitz product: one row per (channel, output row), one column per (output column, filter).
+            padded_width = width + 2 * (k // 2)
+            counts.append(channels // parts * out_h * parts * k * padded_width * out_w * n_filters)
         proj = block.proj.real_matrix()
         counts.append(out_h * out_w * proj.shape[0] * proj.shape[1])  # projection P
     return hook

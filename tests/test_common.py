@@ -16,15 +16,19 @@ ESTIMATORS = [
 ]
 
 _ROW_ORDER = (
-    "float32 BLAS products round a row differently depending on its place in the batch: outputs "
-    "differ by about 1e-7 relative, beyond the check's rtol of 1e-7"
+    "float32 matrix products (BLAS, oneDNN) round a row differently depending on its place in the batch "
+    "and on the batch's size: outputs differ by about 1e-6 relative, beyond the check's rtol of 1e-7; "
+    "test_phase_collapse.py checks subsets agree to float32 round-off"
 )
 _KYMATIO_SIZE = (
     "kymatio's 2-D scattering needs images of at least 2**J x 2**J pixels, while these checks pass "
     "flat rows of 1 to 5 values (read as 1 x d images); behaviour is tested in test_scattering.py"
 )
 EXPECTED_FAILURES = {
-    "ScatteringPhaseCollapse": {"check_methods_sample_order_invariance": _ROW_ORDER},
+    "ScatteringPhaseCollapse": {
+        "check_methods_sample_order_invariance": _ROW_ORDER,
+        "check_methods_subset_invariance": _ROW_ORDER,
+    },
     "ScatteringTransform": {
         name: _KYMATIO_SIZE
         for name in [

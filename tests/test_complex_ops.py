@@ -1,5 +1,7 @@
 """Non-linearities and complex building blocks, with float64 gradient checks."""
 
+import pickle
+
 import pytest
 import torch
 
@@ -108,12 +110,19 @@ def test_projection_folds_the_standardisation():
     torch.testing.assert_close(proj(x, mean, scale), proj((x - mean) * scale))
 
 
+def _force_path(layer, path):
+    """Make ``layer`` filter with its dense matrices or with its Toeplitz rows, whatever the size."""
+    layer.DENSE_COST_RATIO = float("inf") if path == "dense" else 0.0
+    return layer
+
+
+@pytest.mark.parametrize("path", ["dense", "toeplitz"])
 @pytest.mark.parametrize("kind, size", [("standard", 12), ("standard", 11), ("factorized_first", 10)])
 @pytest.mark.parametrize("complex_input", [False, True])
-def test_wavelet_filter_equals_complex_convolution(complex_input, kind, size):
+def test_wavelet_filter_equals_complex_convolution(complex_input, kind, size, path):
     torch.manual_seed(0)
     L = 4
-    layer = WaveletFilter(L, kind, complex_input).double()
+    layer = _force_path(WaveletFilter(L, kind, complex_input).double(), path)
     channels = 2 if complex_input else 1
     x = torch.randn(2, size, size + 1, 2 * channels if complex_input else channels, dtype=torch.float64)
     re, im = layer(x)
@@ -126,22 +135,34 @@ def test_wavelet_filter_equals_complex_convolution(complex_input, kind, size):
     kernel = torch.tensor(filters, dtype=torch.complex128)
     # Direct complex correlation, the same convention as conv2d.
     windows = padded.unfold(2, 2 * radius + 1, layer.stride).unfold(3, 2 * radius + 1, layer.stride)
-    expected = torch.einsum("ncijab,fab->nijcf", windows, kernel)
+    expected = torch.einsum("ncijab,fab->nijfc", windows, kernel)
     assert re.shape[1:3] == (layer.output_size(size), layer.output_size(size + 1))
     torch.testing.assert_close(re, expected.real)
     torch.testing.assert_close(im, expected.imag)
 
 
-def test_wavelet_filter_gradcheck():
-    layer = WaveletFilter(2, "standard", True).double()
+@pytest.mark.parametrize("path", ["dense", "toeplitz"])
+def test_wavelet_filter_gradcheck(path):
+    layer = _force_path(WaveletFilter(2, "standard", True).double(), path)
     x = torch.randn(1, 5, 6, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: layer(t), (x,))
+
+
+def test_wavelet_filter_picks_dense_matrices_for_small_maps():
+    layer = WaveletFilter(4, "standard", True)
+    assert layer._uses_dense(8, 8) and not layer._uses_dense(64, 64)
+    x = torch.randn(2, 8, 8, 6)
+    layer(x)
+    assert len(layer._dense_cache) == 1
+    clone = pickle.loads(pickle.dumps(layer))  # derived matrices are not pickled
+    assert clone._dense_cache == {}
+    torch.testing.assert_close(clone(x)[0], layer(x)[0])
 
 
 def test_tiny_maps_use_replicate_padding():
     layer = WaveletFilter(4, "standard", False)
     re, im = layer(torch.randn(3, 1, 2, 1))
-    assert re.shape == (3, 1, 1, 1, 5) and torch.isfinite(re).all()
+    assert re.shape == (3, 1, 1, 5, 1) and torch.isfinite(re).all()
 
 
 def _reference_block(block, x, L, complex_input):
@@ -155,11 +176,11 @@ def _reference_block(block, x, L, complex_input):
     padded = pad(signal.real) + 1j * pad(signal.imag)
     stride = block.wavelets.stride
     windows = padded.unfold(2, 2 * radius + 1, stride).unfold(3, 2 * radius + 1, stride)
-    z = torch.einsum("ncijab,fab->nijcf", windows, torch.tensor(filters, dtype=torch.complex128))
+    z = torch.einsum("ncijab,fab->nijfc", windows, torch.tensor(filters, dtype=torch.complex128))
     if block.variant == "lscat+skip":
         linear, rho_in = z, z
     else:
-        linear, rho_in = z[..., :1], z[..., 1:]
+        linear, rho_in = z[..., :1, :], z[..., 1:, :]
     rho = rho_in.abs() if block.rho.kind == "modulus" else torch.relu(1 - 0.1 / rho_in.abs()) * rho_in
     feats = torch.cat([linear.flatten(3), rho.flatten(3).to(torch.complex128)], dim=-1)
     mean = feats.mean(dim=(0, 1, 2))
@@ -172,14 +193,16 @@ def _reference_block(block, x, L, complex_input):
     return torch.cat([out.real, out.imag], dim=-1)
 
 
+@pytest.mark.parametrize("path", ["dense", "toeplitz"])
 @pytest.mark.parametrize("variant", ["lscat", "lscat+skip"])
 @pytest.mark.parametrize("kind", ["modulus", "soft_threshold"])
 @pytest.mark.parametrize("complex_input", [False, True])
-def test_block_equals_plain_complex_arithmetic(variant, kind, complex_input):
+def test_block_equals_plain_complex_arithmetic(variant, kind, complex_input, path):
     from skphase.nn import ScatteringBlock
 
     torch.manual_seed(0)
     block = ScatteringBlock(2, 3, L=4, kind="standard", nonlinearity=kind, variant=variant,
                             complex_input=complex_input, generator=torch.Generator().manual_seed(1)).double()
+    _force_path(block.wavelets, path)
     x = torch.randn(4, 10, 10, 4 if complex_input else 2, dtype=torch.float64)
     torch.testing.assert_close(block(x), _reference_block(block, x, 4, complex_input))

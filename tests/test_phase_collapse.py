@@ -55,6 +55,8 @@ def test_transform_and_blocks_agree(digits):
     proba = model.predict_proba(X_test[:7])
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
     assert set(model.predict(X_test)) <= set(model.classes_)
+    # A subset's features do not depend on the rest of the batch, up to float32 round-off.
+    np.testing.assert_allclose(model.transform(X_test[2:5]), model.transform(X_test)[2:5], rtol=1e-4, atol=1e-5)
 
 
 def test_blocks_are_hookable_layers(digits):

@@ -59,12 +59,19 @@ def row_toeplitz(bank, padded_width, stride):
 class WaveletFilter(nn.Module):
     """Convolve every channel with a low-pass and ``L`` Morlet wavelets, then subsample.
 
-    The filters are applied by one matrix product of the stacked input rows
-    with a banded (Toeplitz) matrix: single-channel convolutions run far below
-    the speed of the processor in ``conv2d``, while the product runs at BLAS
-    speed. For complex input, the rows of the real and imaginary parts of a
-    channel are stacked and the matrix holds the complex product, so that the
-    product returns real and imaginary parts directly.
+    The filtering is a linear map of each channel's image, applied to all the
+    channels of a batch by one matrix product, in whichever of two forms costs
+    fewer operations for the map size (both run at BLAS speed, whereas
+    single-channel convolutions in ``conv2d`` run far below it):
+
+    - small maps: the whole map, padding and subsampling included, as one dense
+      matrix acting on the channels-last pixels of every image (no copy of the
+      input, the output comes out channels-last);
+    - large maps: a banded (Toeplitz) matrix acting on the stacked padded input
+      rows under each output row (:func:`row_toeplitz`).
+
+    For complex input the matrix holds the complex product, so that it returns
+    real and imaginary parts directly.
 
     Parameters
     ----------
@@ -77,9 +84,14 @@ class WaveletFilter(nn.Module):
 
     Shape
     -----
-    Input ``(n, H, W, C_real)``; output ``(re, im)``, each ``(n, H', W', C, 1 + L)`` where
-    ``C = C_real / 2`` for complex input, index 0 of the last axis being the low-pass.
+    Input ``(n, H, W, C_real)`` (``[re | im]`` halves for complex input); output ``(re, im)``,
+    each ``(n, H', W', 1 + L, C)`` where ``C = C_real / 2`` for complex input, index 0 of the
+    filter axis being the low-pass.
     """
+
+    #: Dense matrices are used while they cost at most this many times the Toeplitz
+    #: product's multiply-adds: they run faster per operation and need no copy of the input.
+    DENSE_COST_RATIO = 2.5
 
     def __init__(self, L, kind="standard", complex_input=True):
         super().__init__()
@@ -92,27 +104,72 @@ class WaveletFilter(nn.Module):
         self.L = L
         self.stride = 2 if subsample else 1
         self.complex_input = complex_input
+        self._dense_cache = {}
+
+    def __getstate__(self):
+        # The dense matrices are derived from ``bank``: rebuilt on demand, never pickled.
+        state = self.__dict__.copy()
+        state["_dense_cache"] = {}
+        return state
 
     def output_size(self, size):
         """Spatial size after the block for an input side of ``size``."""
         return (size + self.stride - 1) // self.stride
 
+    @property
+    def _parts(self):
+        return 2 if self.complex_input else 1
+
+    def _uses_dense(self, height, width):
+        k = self.bank.shape[-1]
+        padded_width = width + 2 * (k // 2)
+        # Per map, the dense matrix reads H*W inputs per output, the Toeplitz one k*Wp.
+        return height * width <= self.DENSE_COST_RATIO * k * padded_width
+
     def forward(self, x):
         n, height, width, channels = x.shape
-        parts = 2 if self.complex_input else 1
+        n_channels = channels // self._parts
+        if self._uses_dense(height, width):
+            matrix = self._dense_matrix(height, width, x.dtype, x.device)
+            out = torch.matmul(matrix, x.reshape(n, -1, n_channels))
+            out = out.view(n, self.output_size(height), self.output_size(width), 2, 1 + self.L, n_channels)
+        else:
+            out = self._toeplitz(x, self.bank.to(x.dtype)).permute(0, 2, 3, 4, 5, 1)
+        re, im = out.unbind(3)
+        return re, im
+
+    def _toeplitz(self, x, bank):
+        """Filtered maps ``(n, C, H', W', 2, 1 + L)`` by banded products with stacked rows."""
+        n, height, width, channels = x.shape
+        parts = self._parts
         n_channels = channels // parts
-        k = self.bank.shape[-1]
+        k = bank.shape[-1]
         maps = x.view(n, height, width, parts, n_channels).permute(0, 4, 3, 1, 2)
         padded = _pad(maps.reshape(n * n_channels, parts, height, width), k // 2)
         rows = padded.unfold(2, k, self.stride)  # (maps, parts, H', Wp, k): rows under each output row
         out_height, padded_width = rows.shape[2], rows.shape[3]
         rows = rows.permute(0, 2, 1, 4, 3).reshape(n * n_channels * out_height, parts * k * padded_width)
         toeplitz = torch.cat(
-            [row_toeplitz(self.bank[p].to(x.dtype), padded_width, self.stride) for p in range(parts)]
+            [row_toeplitz(bank[p], padded_width, self.stride) for p in range(parts)]
         )
-        out = (rows @ toeplitz).view(n, n_channels, out_height, -1, 2, 1 + self.L)
-        re, im = out.permute(0, 2, 3, 1, 4, 5).unbind(-2)
-        return re, im
+        return (rows @ toeplitz).view(n, n_channels, out_height, -1, 2, 1 + self.L)
+
+    def _dense_matrix(self, height, width, dtype, device):
+        """``(H' W' 2 (1 + L), H W parts)`` matrix of the filtering of one channel's map.
+
+        Built once per size by filtering the basis images (in float64), so that it
+        holds exactly the padding and subsampling of the Toeplitz path.
+        """
+        key = (height, width, dtype, device, self.bank.data_ptr())
+        if key not in self._dense_cache:
+            size = height * width * self._parts
+            basis = torch.eye(size, dtype=torch.float64, device=device).view(size, height, width, self._parts)
+            with torch.no_grad():
+                columns = self._toeplitz(basis, self.bank.double())  # (size, 1, H', W', 2, 1 + L)
+            if len(self._dense_cache) >= 8:  # sizes and devices seen are few; bound it anyway
+                self._dense_cache.clear()
+            self._dense_cache[key] = columns.reshape(size, -1).T.contiguous().to(dtype)
+        return self._dense_cache[key]
 
 
 class ComplexStandardization(nn.Module):
@@ -141,26 +198,17 @@ class ComplexStandardization(nn.Module):
         self.register_buffer("running_var", torch.ones(n_complex + n_real))
         self.n_complex = n_complex
 
-    def forward(self, flat, order=None):
-        """Statistics of ``flat`` ``(rows, 2 n_complex + n_real)``.
-
-        Parameters
-        ----------
-        flat : torch.Tensor
-            Columns laid out ``[re | im | real]``, or in any order given by ``order``.
-        order : torch.LongTensor or None
-            ``flat[:, j]`` holds column ``order[j]`` of the ``[re | im | real]`` layout.
+    def forward(self, flat):
+        """Statistics of ``flat`` ``(rows, 2 n_complex + n_real)``, columns ``[re | im | real]``.
 
         Returns
         -------
         mean, scale : torch.Tensor
-            Per column of ``flat``: ``(flat - mean) * scale`` is standardised.
+            Per column: ``(flat - mean) * scale`` is standardised.
         """
         k = self.n_complex
         if self.training:
             power, mean = torch.var_mean(flat, dim=0, correction=0)
-            if order is not None:
-                power = torch.empty_like(power).index_copy_(0, order, power)
             var = torch.cat([power[:k] + power[k:2 * k], power[2 * k:]])
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
@@ -169,8 +217,7 @@ class ComplexStandardization(nn.Module):
             mean = self.running_mean.to(flat.dtype)
             var = self.running_var.to(flat.dtype)
         scale = torch.rsqrt(var + self.eps)
-        scale = torch.cat([scale[:k], scale[:k], scale[k:]])
-        return mean, scale if order is None else scale[order]
+        return mean, torch.cat([scale[:k], scale[:k], scale[k:]])
 
 
 def semi_unitary(n_out, n_in, generator=None):
@@ -181,6 +228,20 @@ def semi_unitary(n_out, n_in, generator=None):
     )
     u, _, vh = torch.linalg.svd(gaussian, full_matrices=False)
     return (u @ vh).to(torch.complex64)
+
+
+def pointwise_linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` for rows ``x`` of shape ``(rows, d)``.
+
+    On the CPU the product runs as a 1x1 convolution over channels-last rows:
+    oneDNN's kernels are 1.3-2x faster there than the BLAS matrix product with
+    two threads, forward and backward. Elsewhere it is ``F.linear``.
+    """
+    if x.device.type != "cpu":
+        return F.linear(x, weight, bias)
+    rows, dim = x.shape
+    out = F.conv2d(x.view(1, rows, 1, dim).permute(0, 3, 1, 2), weight[:, :, None, None], bias)
+    return out.permute(0, 2, 3, 1).reshape(rows, weight.shape[0])
 
 
 class ComplexProjection(nn.Module):
@@ -198,8 +259,8 @@ class ComplexProjection(nn.Module):
 
     Shape
     -----
-    Input ``(..., 2 n_complex + n_real)`` as ``[re | im | real]``; output
-    ``(..., 2 n_out)`` as ``[re | im]``.
+    Input ``(rows, 2 n_complex + n_real)`` as ``[re | im | real]``; output
+    ``(rows, 2 n_out)`` as ``[re | im]``.
     """
 
     def __init__(self, n_complex, n_real, n_out, generator=None):
@@ -217,19 +278,12 @@ class ComplexProjection(nn.Module):
         bottom = torch.cat([b[:, :k], a[:, :k], b[:, k:]], dim=1)
         return torch.cat([top, bottom], dim=0)
 
-    def forward(self, x, mean=None, scale=None, order=None):
-        """``P((x - mean) * scale)``, computed as ``x @ (P scale)^T - (P scale) mean``.
-
-        ``order`` (a LongTensor) says that column ``j`` of ``x`` is column ``order[j]`` of the
-        ``[re | im | real]`` layout.
-        """
+    def forward(self, x, mean=None, scale=None):
+        """``P((x - mean) * scale)``, computed as ``x @ (P scale)^T - (P scale) mean``."""
         matrix = self.real_matrix().to(x.dtype)
-        if order is not None:
-            matrix = matrix[:, order]
         if scale is not None:
             matrix = matrix * scale
-        out = x @ matrix.T
-        return out if mean is None else out - matrix @ mean
+        return pointwise_linear(x, matrix, None if mean is None else -(matrix @ mean))
 
 
 class ScatteringBlock(nn.Module):
@@ -251,6 +305,12 @@ class ScatteringBlock(nn.Module):
     eps : float, default=1e-5
         Added under the square roots of Std and N.
     generator : torch.Generator or None
+
+    Notes
+    -----
+    The projection's input features are numbered filter-major: complex feature
+    ``f * C + c`` is filter ``f`` of input channel ``c``, linear coefficients
+    before non-linear ones; real (modulus) features likewise.
     """
 
     #: Picked by :func:`skphase.metrics.resolve_layers` as a layer to measure.
@@ -263,59 +323,34 @@ class ScatteringBlock(nn.Module):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
         self.wavelets = WaveletFilter(L, kind, complex_input)
         self.variant = variant
-        per_channel_rho = (1 + L) if variant == "lscat+skip" else L
-        per_channel_linear = (1 + L) if variant == "lscat+skip" else 1
-        self.rho = ComplexNonlinearity(nonlinearity, (in_channels, per_channel_rho))
-        n_rho, n_linear = in_channels * per_channel_rho, in_channels * per_channel_linear
+        n_filters_rho = (1 + L) if variant == "lscat+skip" else L
+        n_filters_linear = (1 + L) if variant == "lscat+skip" else 1
+        self.rho = ComplexNonlinearity(nonlinearity, (n_filters_rho, in_channels))
+        n_rho, n_linear = in_channels * n_filters_rho, in_channels * n_filters_linear
         n_complex = n_linear + (0 if self.rho.real_output else n_rho)
         n_real = n_rho if self.rho.real_output else 0
         self.std = ComplexStandardization(n_complex, n_real, eps=eps)
         self.proj = ComplexProjection(n_complex, n_real, out_channels, generator)
-        self.register_buffer(
-            "order", _feature_order(in_channels, per_channel_linear, per_channel_rho, self.rho.real_output),
-            persistent=False,
-        )
         self.eps = eps
         self.L = L
         self.out_channels = out_channels
 
     def forward(self, x):
-        re, im = self.wavelets(x)  # (n, H, W, C, 1 + L) each
-        shape = re.shape[:3]
+        re, im = self.wavelets(x)  # (n, H, W, 1 + L, C) each
+        n, height, width = re.shape[:3]
         if self.variant == "lscat+skip":
             linear, rho_in = (re, im), (re, im)
         else:
             # split rather than slicing: its gradient is one concatenation, not a zero-filled copy per slice.
-            (phi_re, psi_re), (phi_im, psi_im) = re.split([1, self.L], -1), im.split([1, self.L], -1)
+            (phi_re, psi_re), (phi_im, psi_im) = re.split([1, self.L], -2), im.split([1, self.L], -2)
             linear, rho_in = (phi_re, phi_im), (psi_re, psi_im)
         rho_out = self.rho(*rho_in)
         if self.rho.real_output:
             parts = [linear[0], linear[1], rho_out]
         else:
             parts = [linear[0], rho_out[0], linear[1], rho_out[1]]
-        # One pass gathers every feature, channel by channel, into rows of pixels for P; the
-        # standardisation and P follow this layout through ``order``.
-        flat = torch.cat(parts, dim=-1).reshape(-1, len(self.order))
-        z = self.proj(flat, *self.std(flat, self.order), order=self.order).reshape(*shape, -1)
+        # One pass gathers the [re | im | real] features of every pixel into rows for P.
+        flat = torch.cat(parts, dim=-2).view(n * height * width, -1)
+        z = self.proj(flat, *self.std(flat)).view(n, height, width, -1)
         # N: unit norm over channels at every pixel.
         return z * torch.rsqrt(z.square().sum(dim=-1, keepdim=True) + self.eps)
-
-
-def _feature_order(n_channels, per_channel_linear, per_channel_rho, real_rho):
-    """Where each feature of a block's channel-by-channel layout sits in ``[re | im | real]``.
-
-    Per input channel the features are ``[linear re, linear im, |rho|]`` for a real ``rho``,
-    else ``[linear re, rho re, linear im, rho im]``. In ``[re | im | real]``, complex features
-    are numbered linear first (channel-major), then rho.
-    """
-    channel = torch.arange(n_channels)[:, None]
-    linear = channel * per_channel_linear + torch.arange(per_channel_linear)
-    rho = channel * per_channel_rho + torch.arange(per_channel_rho)
-    n_linear = n_channels * per_channel_linear
-    if real_rho:
-        n_complex = n_linear
-        parts = [linear, n_complex + linear, 2 * n_complex + rho]
-    else:
-        n_complex = n_linear + n_channels * per_channel_rho
-        parts = [linear, n_linear + rho, n_complex + linear, n_complex + n_linear + rho]
-    return torch.cat(parts, dim=1).reshape(-1)
