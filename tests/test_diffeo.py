@@ -225,3 +225,67 @@ def test_random_deform_equals_deform_of_its_field():
     torch.testing.assert_close(out, deform(x, tau), atol=1e-12, rtol=0)
     out_nearest, tau = random_deform(x, interpolation="nearest", generator=_gen(18), return_displacement=True)
     torch.testing.assert_close(out_nearest, deform(x, tau, interpolation="nearest"))
+
+
+def _reference_grid_sample(images, tau, mode):
+    """F.grid_sample on the interleaved (n, H, W, 2) grid of p - tau(p), built independently."""
+    n, _, height, width = images.shape
+    rows, cols = torch.meshgrid(
+        torch.arange(height, dtype=images.dtype), torch.arange(width, dtype=images.dtype), indexing="ij"
+    )
+    src_x = (cols - tau[:, 0]) * (2.0 / (width - 1)) - 1
+    src_y = (rows - tau[:, 1]) * (2.0 / (height - 1)) - 1
+    grid = torch.stack([src_x, src_y], dim=-1)
+    return torch.nn.functional.grid_sample(images, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_chunked_path_equals_grid_sample(monkeypatch, dtype, interpolation):
+    # Tiny chunks force the CPU loop (buffers reused across chunks, a last partial chunk); the
+    # fields reach well past the border (up to ~9 pixels on 13 x 16 images) so clamping is exercised.
+    from skphase.nn import _diffeo
+
+    monkeypatch.setattr(_diffeo, "_CHUNK_ELEMENTS", 3 * 5 * 13 * 16)  # 3 images per chunk
+    x = torch.rand(11, 3, 13, 16, dtype=dtype)
+    tau = sample_displacement(11, (13, 16), displacement=4.0, generator=_gen(19), dtype=dtype)
+    tau[0] += 9.0  # a constant shift: most of image 0 samples the clamped top-left border
+    tau[1, 1] -= 9.0
+    ref = _reference_grid_sample(x, tau, interpolation)
+    out = deform(x, tau, interpolation=interpolation)
+    assert (tau.abs() > 8).any() and out.dtype == dtype and out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    # random_deform builds its grid from the coefficients instead: same images up to round-off in
+    # the coordinates (nearest may then pick the other neighbour at an exact half-pixel tie).
+    out, tau = random_deform(
+        x, displacement=4.0, interpolation=interpolation, generator=_gen(20), return_displacement=True
+    )
+    ref = _reference_grid_sample(x, tau, interpolation)
+    if interpolation == "bilinear":
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    else:
+        assert (out == ref).float().mean() > 0.999
+    # and chunking changes nothing but the summation order of the batched grid products
+    monkeypatch.setattr(_diffeo, "_CHUNK_ELEMENTS", 2**30)
+    whole = random_deform(x, displacement=4.0, interpolation=interpolation, generator=_gen(20))
+    if interpolation == "bilinear":
+        torch.testing.assert_close(whole, out, rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    else:
+        assert (whole == out).float().mean() > 0.999
+
+
+def test_random_deform_gradcheck_float64_on_a_large_batch(monkeypatch):
+    # Under autograd the batch is sampled in one differentiable call, however large it is.
+    from skphase.nn import _diffeo
+
+    monkeypatch.setattr(_diffeo, "_CHUNK_ELEMENTS", 2 * 3 * 6 * 6)
+    x = torch.rand(5, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda im: random_deform(im, displacement=2.0, generator=_gen(21)), (x,))
+    # the displacement still receives a gradient (not gradchecked: grid_sample has kinks at integer
+    # coordinates, where the border pixels sit)
+    tau = sample_displacement(5, 6, displacement=1.0, generator=_gen(22), dtype=torch.float64).requires_grad_()
+    deform(x.detach(), tau).pow(2).sum().backward()
+    assert tau.grad is not None and torch.isfinite(tau.grad).all() and tau.grad.abs().sum() > 0
+    with torch.no_grad():
+        chunked = random_deform(x, displacement=2.0, generator=_gen(21))
+    torch.testing.assert_close(random_deform(x, displacement=2.0, generator=_gen(21)).detach(), chunked)
