@@ -206,3 +206,14 @@ def test_block_equals_plain_complex_arithmetic(variant, kind, complex_input, pat
     _force_path(block.wavelets, path)
     x = torch.randn(4, 10, 10, 4 if complex_input else 2, dtype=torch.float64)
     torch.testing.assert_close(block(x), _reference_block(block, x, 4, complex_input))
+
+
+def test_unit_norm_matches_formula_and_gradcheck():
+    from skphase.nn._scattering_block import unit_norm
+
+    z = torch.randn(3, 4, 6, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(unit_norm(z, 1e-5), z / torch.sqrt(1e-5 + (z**2).sum(-1, keepdim=True)))
+    assert torch.autograd.gradcheck(lambda t: unit_norm(t, 1e-5), (z,))
+    zero = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    unit_norm(zero, 1e-5).sum().backward()
+    assert torch.isfinite(zero.grad).all()

@@ -15,7 +15,7 @@ from torch import nn
 from ..filters._morlet import block_filter_bank
 from ._complex_ops import ComplexNonlinearity
 
-__all__ = ["row_toeplitz", "WaveletFilter", "ComplexStandardization", "ComplexProjection", "ScatteringBlock", "VARIANTS"]
+__all__ = ["row_toeplitz", "unit_norm", "WaveletFilter", "ComplexStandardization", "ComplexProjection", "ScatteringBlock", "VARIANTS"]
 
 #: "lscat": low-pass kept linear, rho on the wavelet channels only.
 #: "lscat+skip": the linear coefficients and rho of them, for every channel.
@@ -352,5 +352,41 @@ class ScatteringBlock(nn.Module):
         # One pass gathers the [re | im | real] features of every pixel into rows for P.
         flat = torch.cat(parts, dim=-2).view(n * height * width, -1)
         z = self.proj(flat, *self.std(flat)).view(n, height, width, -1)
-        # N: unit norm over channels at every pixel.
-        return z * torch.rsqrt(z.square().sum(dim=-1, keepdim=True) + self.eps)
+        return unit_norm(z, self.eps)
+
+
+class _UnitNorm(torch.autograd.Function):
+    """``z / sqrt(eps + |z|^2)`` over the last axis, with a two-pass backward.
+
+    Autograd through the composed expression stores and revisits four
+    intermediate tensors; the closed form ``r (g - y <g, y>)`` needs only the
+    output ``y`` and the per-pixel factor ``r``.
+    """
+
+    @staticmethod
+    def forward(ctx, z, eps):
+        factor = torch.rsqrt(z.square().sum(dim=-1, keepdim=True) + eps)
+        out = z * factor
+        ctx.save_for_backward(out, factor)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, factor = ctx.saved_tensors
+        along = (grad * out).sum(dim=-1, keepdim=True)
+        return factor * torch.addcmul(grad, out, along, value=-1), None
+
+
+def unit_norm(z, eps):
+    """N: unit Euclidean norm over channels (the last axis) at every pixel, ``z / sqrt(eps + |z|^2)``.
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (..., C)
+    eps : float
+
+    Returns
+    -------
+    torch.Tensor of the shape of ``z``
+    """
+    return _UnitNorm.apply(z, eps)
