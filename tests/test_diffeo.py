@@ -5,13 +5,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from skphase.nn._diffeo import (
-    RandomDiffeomorphism,
-    deform,
+from skphase.nn._diffeo import RandomDiffeomorphism, deform, matched_noise, random_deform
+from skphase.nn._diffeo_fields import (
     diffeo_coefficients,
     displacement_field,
-    matched_noise,
-    random_deform,
     sample_displacement,
     temperature_from_displacement,
     temperature_range,

@@ -2,15 +2,8 @@
 
 from ._agop import patch_agop, patch_agop_from_patches
 from ._complex_ops import NONLINEARITIES, ComplexNonlinearity, safe_modulus
-from ._diffeo import (
-    RandomDiffeomorphism,
-    deform,
-    matched_noise,
-    random_deform,
-    sample_displacement,
-    temperature_from_displacement,
-    temperature_range,
-)
+from ._diffeo import RandomDiffeomorphism, deform, matched_noise, random_deform
+from ._diffeo_fields import sample_displacement, temperature_from_displacement, temperature_range
 from ._dtcwpt import DTCWPT2d, IDTCWPT2d, dtcwpt2d, dtcwpt_pool, idtcwpt2d
 from ._patch_kernels import PATCH_KERNELS, extract_patches, patch_grid_shape, patch_kernel, psd_power, psd_sqrt
 from ._phase_collapse_net import PhaseCollapseNet
