@@ -28,8 +28,13 @@ from skphase.nn import PhaseCollapseNet, WaveletFilter, safe_modulus  # noqa: E4
 CIFAR_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 
 
-def multiply_accumulates(model, images):
-    """Multiply-accumulates per image of the forward pass: convolutions, linear layers and matrix products."""
+def multiply_accumulates(model, images, *, useful=False):
+    """Multiply-accumulates per image of the forward pass: convolutions, linear layers and matrix products.
+
+    With ``useful=True`` the wavelet filtering of a scattering block counts the filter taps of a
+    direct convolution (``k * k`` per output and input part) instead of the entries of the matrices
+    it is computed with: the work any implementation of the network must do.
+    """
     counts = []
 
     def conv_hook(module, inputs, output):
@@ -44,7 +49,7 @@ def multiply_accumulates(model, images):
     if isinstance(model, PhaseCollapseNet):
         # The blocks are matrix products: count them from their operand shapes.
         for block in model.blocks:
-            handles.append(block.register_forward_hook(_block_counter(block, counts)))
+            handles.append(block.register_forward_hook(_block_counter(block, counts, useful)))
     with torch.no_grad():
         model.eval()(images[:1])
     for handle in handles:
@@ -52,21 +57,24 @@ def multiply_accumulates(model, images):
     return sum(counts)
 
 
-def _block_counter(block, counts):
+def _block_counter(block, counts, useful):
     def hook(module, inputs, output):
         x = inputs[0]
         n, height, width, channels = x.shape
         wavelets = block.wavelets
-        _, n_filters, k, _ = wavelets.bank.shape
+        _, n_filters, k, _ = wavelets.bank.shape  # n_filters = 2 (1 + L) real outputs per input part
         parts = 2 if wavelets.complex_input else 1
+        maps = channels // parts
         out_h, out_w = output.shape[1:3]
-        if wavelets._uses_dense(height, width):
+        if useful:
+            counts.append(maps * out_h * out_w * n_filters * parts * k * k)
+        elif wavelets._uses_dense(height, width):
             # Dense matrix on each channel's whole map.
-            counts.append(channels // parts * (out_h * out_w * n_filters) * (height * width * parts))
+            counts.append(maps * (out_h * out_w * n_filters) * (height * width * parts))
         else:
             # Toeplitz product: one row per (channel, output row), one column per (output column, filter).
             padded_width = width + 2 * (k // 2)
-            counts.append(channels // parts * out_h * parts * k * padded_width * out_w * n_filters)
+            counts.append(maps * out_h * parts * k * padded_width * out_w * n_filters)
         proj = block.proj.real_matrix()
         counts.append(out_h * out_w * proj.shape[0] * proj.shape[1])  # projection P
     return hook
@@ -117,13 +125,17 @@ def main():
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch_size}, 3x32x32, "
           f"{args.steps} timed steps")
     macs = {name: multiply_accumulates(m, images) for name, m in models.items()}
+    useful = {name: multiply_accumulates(m, images, useful=True) for name, m in models.items()}
     train = time_models(models, images, labels, args.steps, train=True)
     infer = time_models(models, images, labels, args.steps, train=False)
     reference = "ResNet-18"
-    print(f"\n{'model':<26}{'GMAC/img':>10}{'train img/s':>13}{'x ResNet':>10}{'infer img/s':>13}{'x ResNet':>10}")
+    print("\nGMAC/img: multiply-accumulates of the forward pass as computed, and the useful ones (direct "
+          "convolution taps)")
+    print(f"\n{'model':<26}{'GMAC/img':>10}{'useful':>8}{'train img/s':>13}{'x ResNet':>10}{'infer img/s':>13}"
+          f"{'x ResNet':>10}")
     for name in models:
         train_rate, infer_rate = args.batch_size / train[name], args.batch_size / infer[name]
-        print(f"{name:<26}{macs[name] / 1e9:>10.3f}{train_rate:>13.1f}{train[reference] / train[name]:>10.2f}"
+        print(f"{name:<26}{macs[name] / 1e9:>10.3f}{useful[name] / 1e9:>8.3f}{train_rate:>13.1f}{train[reference] / train[name]:>10.2f}"
               f"{infer_rate:>13.1f}{infer[reference] / infer[name]:>10.2f}")
 
     # Fixed filtering: first-order wavelet modulus at the finest scale.
