@@ -76,7 +76,9 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
     n_iter_no_change : int, default=5
     tol : float, default=1e-4
     max_time : float or None, default=None
-        Training budget in seconds (checked after each epoch).
+        Training budget in seconds: no epoch starts that would end past it (judged by the last
+        epoch's duration), and when the budget ends before ``max_iter`` epochs the learning-rate
+        schedule runs over the budget instead, so that it still anneals.
     warm_start : bool, default=False
         Continue training the fitted network (same data shape and classes).
     image_shape : tuple of int or None, default=None

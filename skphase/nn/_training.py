@@ -8,6 +8,7 @@ returns the best model reached so far instead of losing the run.
 """
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -88,11 +89,20 @@ def augment_batch(images, augmentation, generator):
     return images
 
 
-def _learning_rate_factor(schedule, epoch, max_iter):
+def _budget_spent(epoch, max_iter, elapsed, max_time):
+    """Fraction of the training budget spent when an epoch starts: of the epochs, or of the time if larger."""
+    spent = epoch / max(max_iter, 1)
+    if max_time is not None:
+        spent = max(spent, elapsed / max_time)
+    return min(spent, 1.0)
+
+
+def _learning_rate_factor(schedule, spent):
+    """Learning-rate multiplier once a fraction ``spent`` of the budget is used."""
     if schedule == "cosine":
-        return 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / max(max_iter, 1)))).item()
+        return 0.5 * (1 + math.cos(math.pi * spent))
     if schedule == "step":  # x0.1 at 1/3 and 2/3 of the run (70/300 epochs-like steps).
-        return 0.1 ** (3 * epoch // max(max_iter, 1))
+        return 0.1 ** math.floor(3 * spent + 1e-9)
     return 1.0
 
 
@@ -128,14 +138,16 @@ def train_classifier(module, X, y, *, X_val=None, y_val=None, max_iter=10, batch
     batch_size : int
     learning_rate, momentum, weight_decay : float
     schedule : {"cosine", "step", "constant"}
-        Learning-rate schedule over ``max_iter`` epochs.
+        Learning-rate schedule over ``max_iter`` epochs (or ``max_time``, whichever ends first).
     augmentation : {None, "crop", "crop+flip"}
     n_iter_no_change : int or None
         Stop when the validation score (or the training loss without
         validation) has not improved by ``tol`` for this many epochs.
     tol : float
     max_time : float or None
-        Wall-clock budget in seconds; training stops after the epoch that exceeds it.
+        Wall-clock budget in seconds: no epoch starts that would end past it (judged by the
+        last epoch's duration), and the schedule runs over the budget when the time ends before
+        the ``max_iter`` epochs do, so that the learning rate still anneals.
     generator : torch.Generator or None
         CPU generator for shuffling and augmentation.
     device : torch.device
@@ -166,8 +178,10 @@ def train_classifier(module, X, y, *, X_val=None, y_val=None, max_iter=10, batch
     epochs = range(max_iter) if progress is None else progress(range(max_iter))
     try:
         for epoch in epochs:
+            epoch_start = time.perf_counter()
+            spent = _budget_spent(epoch, max_iter, epoch_start - start, max_time)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate * _learning_rate_factor(schedule, epoch, max_iter)
+                group["lr"] = learning_rate * _learning_rate_factor(schedule, spent)
             module.train()
             order = torch.randperm(n, generator=generator)
             total, seen = 0.0, 0
@@ -206,8 +220,9 @@ def train_classifier(module, X, y, *, X_val=None, y_val=None, max_iter=10, batch
             if n_iter_no_change is not None and stale >= n_iter_no_change:
                 result.stopped_by = "early_stopping"
                 break
-            if max_time is not None and time.perf_counter() - start > max_time:
-                result.stopped_by = "max_time"
+            now = time.perf_counter()
+            if max_time is not None and epoch + 1 < max_iter and (now - start) + (now - epoch_start) > max_time:
+                result.stopped_by = "max_time"  # the next epoch would end past the budget
                 break
     except KeyboardInterrupt:
         result.stopped_by = "interrupted"
