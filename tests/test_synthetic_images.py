@@ -80,7 +80,75 @@ def test_noisy_frame_pastes_images_at_their_offsets():
     outside = X.copy()
     for frame, (r, c) in zip(outside, offsets):
         frame[:, r : r + 5, c : c + 4] = np.nan
-    assert abs(np.nanstd(outside) - 1.0) < 0.1
+    # The authors' noise level by default: 0.5 * sqrt(sigma), sigma = 1.
+    assert abs(np.nanstd(outside) - 0.5) < 0.05
+
+
+def _outside_window(X, offsets, height, width):
+    """The frame's pixels outside each pasted image, as a flat array."""
+    mask = np.ones(X.shape, bool)
+    for m, (r, c) in zip(mask, offsets):
+        m[:, r : r + height, c : c + width] = False
+    return X[mask]
+
+
+def test_noisy_frame_default_is_the_authors_mnist_task():
+    # 28 x 28 images in [0, 1] in a 42 x 42 frame of N(0, 0.5^2) noise, corners in [0, 13].
+    images = np.random.RandomState(0).rand(3000, 28, 28).astype(np.float32)
+    X, offsets = make_noisy_frame_task(images, return_offsets=True, random_state=0)
+    assert X.shape == (3000, 1, 42, 42) and X.dtype == np.float32
+    assert offsets.shape == (3000, 2) and offsets.dtype == np.int64
+    # torch.randint(high=42 - 28) in the authors' generator: every corner 0..13 is drawn, 14 never.
+    np.testing.assert_array_equal(np.unique(offsets[:, 0]), np.arange(14))
+    np.testing.assert_array_equal(np.unique(offsets[:, 1]), np.arange(14))
+    # Rows and columns are drawn independently (not on the diagonal only).
+    assert (offsets[:, 0] != offsets[:, 1]).mean() > 0.8
+    # The image replaces the noise (no noise added on it) ...
+    for image, frame, (r, c) in zip(images[:50], X[:50], offsets[:50]):
+        np.testing.assert_array_equal(frame[0, r : r + 28, c : c + 28], image)
+    # ... and the rest is zero-mean Gaussian noise of standard deviation 0.5.
+    noise = _outside_window(X, offsets, 28, 28)
+    assert abs(noise.std() - 0.5) < 0.005 and abs(noise.mean()) < 0.005
+    assert abs(np.mean(np.abs(noise)) - 0.5 * np.sqrt(2 / np.pi)) < 0.005
+    # The last row and column of the frame always hold noise; the first may hold the image.
+    X = make_noisy_frame_task(np.full((500, 28, 28), 7.0), random_state=2)
+    assert np.all(X[:, 0, -1, :] != 7.0) and np.all(X[:, 0, :, -1] != 7.0)
+    assert np.any(X[:, 0, 0, 0] == 7.0)
+
+
+def test_noisy_frame_noise_level_and_corner_ranges():
+    images = np.zeros((2000, 1, 5, 5), np.float32)
+    X, offsets = make_noisy_frame_task(images, frame_size=9, noise_std=2.0, corner_range=None,
+                                       return_offsets=True, random_state=1)
+    # None: anywhere the image fits, the last corner included.
+    np.testing.assert_array_equal(np.unique(offsets), np.arange(5))
+    assert abs(_outside_window(X, offsets, 5, 5).std() - 2.0) < 0.03
+    X, offsets = make_noisy_frame_task(images, frame_size=(9, 12), corner_range=((1, 2), (0, 6)),
+                                       return_offsets=True, random_state=1)
+    assert set(offsets[:, 0]) == {1, 2} and set(offsets[:, 1]) == set(range(7))
+    # "paper" on a non-square frame: each axis excludes its own last corner.
+    _, offsets = make_noisy_frame_task(images, frame_size=(9, 12), return_offsets=True, random_state=1)
+    np.testing.assert_array_equal(np.unique(offsets[:, 0]), np.arange(4))
+    np.testing.assert_array_equal(np.unique(offsets[:, 1]), np.arange(7))
+    # An image as large as the frame has one place; noise_std=0 gives a clean frame.
+    X, offsets = make_noisy_frame_task(np.ones((4, 1, 5, 5)), frame_size=5, return_offsets=True, random_state=0)
+    assert not offsets.any() and np.all(X == 1)
+    X = make_noisy_frame_task(np.ones((4, 1, 5, 5)), frame_size=7, noise_std=0.0, random_state=0)
+    assert X.sum() == 4 * 25 and set(np.unique(X)) == {0.0, 1.0}
+
+
+def test_noisy_frame_reproducible():
+    images = np.random.RandomState(0).rand(20, 1, 6, 6)
+    first = make_noisy_frame_task(images, np.arange(20), frame_size=10, return_offsets=True, random_state=7)
+    second = make_noisy_frame_task(images, np.arange(20), frame_size=10, return_offsets=True, random_state=7)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    other = make_noisy_frame_task(images, frame_size=10, return_offsets=True, random_state=8)
+    assert not np.array_equal(first[0], other[0]) and not np.array_equal(first[2], other[1])
+    # A RandomState seeds it too, reproducibly.
+    a = make_noisy_frame_task(images, frame_size=10, random_state=np.random.RandomState(3))
+    b = make_noisy_frame_task(images, frame_size=10, random_state=np.random.RandomState(3))
+    np.testing.assert_array_equal(a, b)
 
 
 def test_noisy_frame_accepts_flat_and_3d_input():
@@ -106,3 +174,13 @@ def test_bad_inputs():
         make_star_task(0)
     with pytest.raises(ValueError, match="NaN"):
         make_noisy_frame_task(np.full((2, 1, 4, 4), np.nan))
+    with pytest.raises(ValueError, match="corner_range"):
+        make_noisy_frame_task(np.zeros((2, 1, 4, 4)), frame_size=6, corner_range=((0, 3), (0, 0)))
+    with pytest.raises(ValueError, match="corner_range"):
+        make_noisy_frame_task(np.zeros((2, 1, 4, 4)), frame_size=6, corner_range=((1, 0), (0, 0)))
+    with pytest.raises(ValueError, match="corner_range"):
+        make_noisy_frame_task(np.zeros((2, 1, 4, 4)), frame_size=6, corner_range="anywhere")
+    with pytest.raises(ValueError, match="corner_range"):
+        make_noisy_frame_task(np.zeros((2, 1, 4, 4)), frame_size=6, corner_range=(0, 1))
+    with pytest.raises(ValueError, match="noise_std"):
+        make_noisy_frame_task(np.zeros((2, 1, 4, 4)), noise_std=-1.0)

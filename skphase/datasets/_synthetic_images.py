@@ -137,24 +137,78 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
     return X.numpy().astype(np.float32), y.numpy().astype(np.int64)
 
 
-def make_noisy_frame_task(images, labels=None, *, frame_size=42, noise_std=1.0, return_offsets=False,
-                          random_state=None):
+# The authors' noisy-MNIST generator (aradha/convrfm, ``gen_toy_data.py``,
+# ``gen_toy_mnist_backgrounds``; loaded by ``get_toy_mnist`` in
+# ``deep_conv_rfm/dataset.py`` there and in aradha/agop_feature_learning,
+# ``kernel_machine_agop/conv_rfm/crfm_src/dataset.py``): frames of
+# ``torch.randn`` scaled by ``0.5 * sigma ** 0.5`` with ``sigma = 1.0`` in
+# ``CRFM_noisy_mnist.ipynb`` (the run reporting 52.0 -> 59.4 %), so N(0, 0.5^2);
+# the digit's top-left corner drawn by ``torch.randint(high=42 - 28)``, i.e. in
+# [0, 13]: the last offset, 14, is never drawn.
+_PAPER_NOISE_STD = 0.5
+
+
+def _frame_corner_range(corner_range, last, axis_name):
+    """Inclusive ``(min, max)`` of the corner along one axis; ``last`` is the largest corner that fits."""
+    if corner_range == "paper":
+        # torch.randint(high=last) in the authors' code: `last` itself is excluded,
+        # unless it is the only place (image as large as the frame), where they would fail.
+        return 0, max(last - 1, 0)
+    if corner_range is None:
+        return 0, last
+    low, high = (int(v) for v in corner_range)
+    if not 0 <= low <= high <= last:
+        raise ValueError(f"corner_range puts the images outside the frame along the {axis_name}: "
+                         f"({low}, {high}) must satisfy 0 <= min <= max <= {last} (or pass corner_range=None "
+                         "or 'paper').")
+    return low, high
+
+
+def make_noisy_frame_task(images, labels=None, *, frame_size=42, noise_std=_PAPER_NOISE_STD, corner_range="paper",
+                          return_offsets=False, random_state=None):
     """Paste each image at a random place in a larger Gaussian-noise frame.
 
-    The noisy-MNIST task of the ConvRFM paper: a 28 x 28 digit in a
-    42 x 42 frame of ``N(0, 1)`` noise. Works with any image set.
+    The noisy-MNIST task of the ConvRFM paper (Radhakrishnan et al., arXiv
+    2309.00570), as the authors generate it (aradha/convrfm,
+    ``gen_toy_data.py`` and ``get_toy_mnist`` in ``deep_conv_rfm/dataset.py``;
+    the same loader in aradha/agop_feature_learning,
+    ``kernel_machine_agop/conv_rfm/crfm_src/dataset.py``, used by
+    ``CRFM_noisy_mnist.ipynb``): every image gets its own frame of i.i.d.
+    ``N(0, noise_std^2)`` noise, and the image *replaces* the noise in a
+    window whose top-left corner is drawn uniformly and independently along
+    each axis. Inside that window there is no noise, the image's own
+    background included. Works with any image set; labels are not used
+    (the authors keep the first ``n`` images of each MNIST split, with
+    their natural class frequencies, as pixel values in [0, 1]:
+    ``torchvision.transforms.ToTensor``, no standardisation -- pass images
+    scaled that way, e.g. from :func:`load_fashion_mnist`, to match).
 
     Parameters
     ----------
     images : array-like of shape (n, C, H, W), (n, H, W) or flat (n, d)
+        All channels are pasted (the authors' MNIST has one).
     labels : array-like of shape (n,) or None
         Returned unchanged (as an ndarray) when given.
     frame_size : int or pair of int, default=42
-        ``(H_frame, W_frame)``; at least the image size.
-    noise_std : float, default=1.0
+        ``(H_frame, W_frame)``; at least the image size. The authors': 42
+        for 28 x 28 digits.
+    noise_std : float, default=0.5
+        Standard deviation of the frame's noise. The authors' is
+        ``0.5 * sqrt(sigma)`` with ``sigma = 1.0`` in their noisy-MNIST
+        notebook, i.e. 0.5 (their frames are ``torch.randn`` scaled by it).
+    corner_range : "paper", None, or pair of (int, int), default="paper"
+        Where the image's top-left corner may fall. ``"paper"``: the
+        authors' ``torch.randint(high=H_frame - H)``, i.e. rows in
+        ``[0, H_frame - H - 1]`` (and columns likewise), so the image never
+        touches the frame's last row or column -- ``[0, 13]`` for 28 x 28
+        images in a 42 x 42 frame (when the image is as large as the frame
+        it is placed at 0). None: anywhere the image fits,
+        ``[0, H_frame - H]``. A pair ``((row_min, row_max), (col_min,
+        col_max))``: inclusive ranges of your own.
     return_offsets : bool, default=False
         Also return the ``(row, col)`` of each image's top-left corner.
     random_state : int, RandomState or None
+        Seeds the noise and the corners (the authors' generator is unseeded).
 
     Returns
     -------
@@ -171,6 +225,8 @@ def make_noisy_frame_task(images, labels=None, *, frame_size=42, noise_std=1.0, 
     ...                                    random_state=0)
     >>> X.shape, bool(np.all(X[0, 0, offsets[0, 0], offsets[0, 1]:offsets[0, 1] + 8] == 1))
     ((4, 1, 12, 12), True)
+    >>> bool(offsets.max() <= 12 - 8 - 1)  # the authors' range: the last offset is never drawn
+    True
     """
     X = check_images(images, name="images")
     n, n_channels, height, width = X.shape
@@ -180,14 +236,33 @@ def make_noisy_frame_task(images, labels=None, *, frame_size=42, noise_std=1.0, 
                          "use a frame at least as large as the images.")
     if not noise_std >= 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}.")
+    if isinstance(corner_range, str):
+        if corner_range != "paper":
+            raise ValueError(f"corner_range must be 'paper', None or ((row_min, row_max), (col_min, col_max)), "
+                             f"got {corner_range!r}.")
+        row_range, col_range = "paper", "paper"
+    elif corner_range is None:
+        row_range, col_range = None, None
+    else:
+        try:
+            row_range, col_range = corner_range
+            row_range, col_range = tuple(row_range), tuple(col_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"corner_range must be 'paper', None or ((row_min, row_max), (col_min, col_max)), "
+                             f"got {corner_range!r}.") from None
+        if len(row_range) != 2 or len(col_range) != 2:
+            raise ValueError(f"corner_range must be 'paper', None or ((row_min, row_max), (col_min, col_max)), "
+                             f"got {corner_range!r}.")
+    row_min, row_max = _frame_corner_range(row_range, frame_h - height, "rows")
+    col_min, col_max = _frame_corner_range(col_range, frame_w - width, "columns")
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {labels.shape}.")
     generator = make_generator(random_state)
     frame = noise_std * torch.randn(n, n_channels, frame_h, frame_w, generator=generator)
-    rows = torch.randint(frame_h - height + 1, (n,), generator=generator)
-    cols = torch.randint(frame_w - width + 1, (n,), generator=generator)
+    rows = torch.randint(row_min, row_max + 1, (n,), generator=generator)
+    cols = torch.randint(col_min, col_max + 1, (n,), generator=generator)
     grid_r = (rows[:, None, None] + torch.arange(height)[None, :, None]).expand(-1, height, width)
     grid_c = (cols[:, None, None] + torch.arange(width)[None, None, :]).expand(-1, height, width)
     sample = torch.arange(n)[:, None, None].expand(-1, height, width)
