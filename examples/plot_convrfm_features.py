@@ -13,7 +13,8 @@ al., "Mechanism of feature learning in convolutional neural networks":
    accuracy per AGOP iteration (the paper, on MNIST: 52.0 -> 59.4 %);
 3. the learned 3 x 3 filters (top eigenvectors of ConvRFM's M and of a small
    CNN's W^T W, both fitted on Fashion-MNIST), side by side;
-4. the feature-ansatz correlation per conv layer of that CNN, trained vs untrained.
+4. the feature-ansatz correlation per conv layer of that CNN, trained vs untrained, and
+   between the initial filters W0^T W0 and the trained network's patch AGOP.
 
 Run ``python examples/plot_convrfm_features.py`` (``--quick`` for a smoke run,
 ``--star-only`` for part 1 alone, ``--noisy-only`` for part 2 alone); it prints
@@ -37,7 +38,7 @@ from sklearn.model_selection import StratifiedShuffleSplit  # noqa: E402
 
 from skphase.datasets import load_fashion_mnist, make_noisy_frame_task, make_star_task  # noqa: E402
 from skphase.estimators import ConvRFM  # noqa: E402
-from skphase.metrics import nfa_correlation  # noqa: E402
+from skphase.metrics import nfa_correlation, pearson_matrix_correlation  # noqa: E402
 
 
 def star_experiment(seeds, n_test):
@@ -269,13 +270,17 @@ def main():
         cnn_acc = (net(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean()
     print(f"  CNN test accuracy {cnn_acc:.4f}; ConvRFM (n = {n_rfm}) test accuracy {rfm.score(X_test, y_test):.4f}")
     probe = torch.as_tensor(X[:512])
-    corr_trained = nfa_correlation(net, probe)
-    corr_untrained = nfa_correlation(untrained, probe)
-    print("  feature-ansatz correlation corr(W^T W, patch AGOP) per conv layer:")
+    corr_trained = nfa_correlation(net, probe, return_agop=True)
+    corr_untrained = nfa_correlation(untrained, probe, return_agop=True)
+    print("  feature-ansatz correlation corr(W^T W, patch AGOP) per conv layer; the last column compares the "
+          "initial filters W0^T W0 with the trained network's AGOP (what training changed):")
     for name in corr_trained:
+        initial_vs_learned = pearson_matrix_correlation(corr_untrained[name]["filter_covariance"],
+                                                        corr_trained[name]["agop"])
         print(f"    layer {name}: trained {corr_trained[name]['correlation']:.3f} "
               f"(sqrt: {corr_trained[name]['correlation_sqrt']:.3f}), untrained "
-              f"{corr_untrained[name]['correlation']:.3f} (sqrt: {corr_untrained[name]['correlation_sqrt']:.3f})")
+              f"{corr_untrained[name]['correlation']:.3f} (sqrt: {corr_untrained[name]['correlation_sqrt']:.3f}), "
+              f"corr(W0^T W0, trained AGOP) {initial_vs_learned:.3f}")
 
     W = net[0].weight.detach().reshape(32, -1).double().numpy()
     panels = [("ConvRFM: eigenvectors of M", eigenfilters(rfm.M_, 8)),

@@ -100,7 +100,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     random_state : int, RandomState or None, default=None
         Seeds the validation split, the AGOP subset and sampled filters.
     verbose : int, default=0
-        Print the validation accuracy of each iteration.
+        Print the validation accuracy of each iteration (when there is a validation split).
 
     Attributes
     ----------
@@ -259,7 +259,8 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
             else:
                 scores.append(np.nan)
             if self.verbose:
-                print(f"ConvRFM iteration {iteration}: validation accuracy {scores[-1]:.4f}")
+                score = "no validation split" if patches_val is None else f"validation accuracy {scores[-1]:.4f}"
+                print(f"ConvRFM iteration {iteration}: {score}")
             if iteration == self.n_iter:
                 break
             rows = patches_train
