@@ -278,7 +278,8 @@ def main():
         initial_vs_learned = pearson_matrix_correlation(corr_untrained[name]["filter_covariance"],
                                                         corr_trained[name]["agop"])
         print(f"    layer {name}: trained {corr_trained[name]['correlation']:.3f} "
-              f"(sqrt: {corr_trained[name]['correlation_sqrt']:.3f}), untrained "
+              f"(sqrt: {corr_trained[name]['correlation_sqrt']:.3f}; uncentred cosine, the authors' measure: "
+              f"{corr_trained[name]['cosine']:.3f}), untrained "
               f"{corr_untrained[name]['correlation']:.3f} (sqrt: {corr_untrained[name]['correlation_sqrt']:.3f}), "
               f"corr(W0^T W0, trained AGOP) {initial_vs_learned:.3f}")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from skphase.datasets import load_digits_images
-from skphase.metrics._feature_ansatz import nfa_correlation, pearson_matrix_correlation
+from skphase.metrics._feature_ansatz import matrix_cosine_similarity, nfa_correlation, pearson_matrix_correlation
 
 
 def _net(seed, width=16):
@@ -53,6 +53,17 @@ def test_pearson_matrix_correlation():
     assert pearson_matrix_correlation(A, -A) == pytest.approx(-1.0)
     assert pearson_matrix_correlation(A, rng.randn(5, 5)) < 0.9
     assert np.isnan(pearson_matrix_correlation(np.ones((2, 2)), A[:2, :2]))
+
+
+def test_matrix_cosine_similarity_is_uncentred():
+    rng = np.random.RandomState(1)
+    A, B = rng.randn(4, 4), rng.randn(4, 4)
+    expected = (A * B).sum() / (np.linalg.norm(A) * np.linalg.norm(B))  # the feature-ansatz authors' measure
+    assert matrix_cosine_similarity(A, B) == pytest.approx(expected)
+    assert matrix_cosine_similarity(A, B, centered=True) == pytest.approx(pearson_matrix_correlation(A, B))
+    assert matrix_cosine_similarity(A, A + 5) != pytest.approx(1.0)  # a shift changes the uncentred cosine
+    with pytest.raises(ValueError, match="different sizes"):
+        matrix_cosine_similarity(A, B[:2])
 
 
 def test_training_brings_filters_in_line_with_the_agop():

@@ -18,7 +18,45 @@ import torch
 from ..nn._patch_kernels import extract_patches, psd_sqrt
 from ._probes import resolve_layers
 
-__all__ = ["nfa_correlation", "pearson_matrix_correlation"]
+__all__ = ["matrix_cosine_similarity", "nfa_correlation", "pearson_matrix_correlation"]
+
+
+def _as_flat_float64(M):
+    return torch.as_tensor(np.asarray(M) if not isinstance(M, torch.Tensor) else M, dtype=torch.float64).flatten()
+
+
+def matrix_cosine_similarity(A, B, *, centered=False):
+    """Cosine of the angle between two matrices seen as vectors of entries.
+
+    Parameters
+    ----------
+    A, B : array-like or torch.Tensor of the same size
+    centered : bool, default=False
+        Subtract each matrix's mean entry first (then it is the Pearson
+        correlation of the entries, :func:`pearson_matrix_correlation`).
+        Uncentred, it is the measure of the feature-ansatz authors' code,
+        ``sum(A * B) / (||A|| ||B||)``.
+
+    Returns
+    -------
+    float
+        In ``[-1, 1]``; NaN when either matrix is zero (constant, if centred).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(matrix_cosine_similarity(np.eye(2), np.ones((2, 2))), 6)
+    0.707107
+    """
+    a, b = _as_flat_float64(A), _as_flat_float64(B)
+    if a.shape != b.shape:
+        raise ValueError(f"Matrices of different sizes: {a.numel()} and {b.numel()} entries.")
+    if centered:
+        a, b = a - a.mean(), b - b.mean()
+    denom = a.norm() * b.norm()
+    if not denom > 0:
+        return float("nan")
+    return float(a @ b / denom)
 
 
 def pearson_matrix_correlation(A, B):
@@ -30,15 +68,7 @@ def pearson_matrix_correlation(A, B):
     >>> round(pearson_matrix_correlation(np.eye(3), 2 * np.eye(3) + 1), 6)
     1.0
     """
-    a = torch.as_tensor(np.asarray(A) if not isinstance(A, torch.Tensor) else A, dtype=torch.float64).flatten()
-    b = torch.as_tensor(np.asarray(B) if not isinstance(B, torch.Tensor) else B, dtype=torch.float64).flatten()
-    if a.shape != b.shape:
-        raise ValueError(f"Matrices of different sizes: {a.numel()} and {b.numel()} entries.")
-    a, b = a - a.mean(), b - b.mean()
-    denom = a.norm() * b.norm()
-    if not denom > 0:
-        return float("nan")
-    return float(a @ b / denom)
+    return matrix_cosine_similarity(A, B, centered=True)
 
 
 def _conv_layers(model, layers):
@@ -110,8 +140,9 @@ def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return
     Returns
     -------
     dict
-        ``{layer_name: {"correlation": corr(W^T W, G), "correlation_sqrt": corr((W^T W)^(1/2), G)}}``
-        (Pearson over entries), plus ``"agop"`` and ``"filter_covariance"``
+        ``{layer_name: {"correlation": corr(W^T W, G), "correlation_sqrt": corr((W^T W)^(1/2), G),
+        "cosine": cos(W^T W, G)}}``: Pearson correlations over entries, and the uncentred
+        cosine that the authors' code reports; plus ``"agop"`` and ``"filter_covariance"``
         (numpy arrays) when ``return_agop``.
 
     Examples
@@ -121,7 +152,7 @@ def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return
     ...                           torch.nn.Linear(4 * 6 * 6, 2))
     >>> result = nfa_correlation(net, torch.rand(8, 1, 8, 8))
     >>> sorted(result["0"])
-    ['correlation', 'correlation_sqrt']
+    ['correlation', 'correlation_sqrt', 'cosine']
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"nfa_correlation needs a torch nn.Module, got {type(model).__name__}.")
@@ -165,7 +196,8 @@ def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return
         W = conv.weight.detach().reshape(conv.out_channels, -1).double().cpu()
         cov = W.T @ W
         entry = {"correlation": pearson_matrix_correlation(cov, G),
-                 "correlation_sqrt": pearson_matrix_correlation(psd_sqrt(cov), G)}
+                 "correlation_sqrt": pearson_matrix_correlation(psd_sqrt(cov), G),
+                 "cosine": matrix_cosine_similarity(cov, G)}
         if return_agop:
             entry["agop"] = G.numpy()
             entry["filter_covariance"] = cov.numpy()
