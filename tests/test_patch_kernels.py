@@ -76,6 +76,66 @@ def test_ntk_depth_one_is_patch_average_of_arccos_ntk():
     torch.testing.assert_close(K, expected, rtol=1e-10, atol=1e-10)
 
 
+def _loop_ntk(X, Z, depth, q=3):
+    """The conv NTK written position by position (float64, Python loops; tiny images only).
+
+    Layer 1 compares the patches at one position; each deeper 'same' q x q
+    layer averages the ReLU expectations of the q x q neighbours (zeros past
+    the border count in the average); the read-out averages over positions.
+    """
+    grid = patch_grid_shape(X.shape[-2:], q)
+    px, pz = extract_patches(X, q), extract_patches(Z, q)
+    d = px.shape[-1]
+    out = torch.zeros(len(X), len(Z), dtype=torch.float64)
+    for i in range(len(X)):
+        for j in range(len(Z)):
+            cov = {p: float(px[i, p] @ pz[j, p]) / d for p in range(grid[0] * grid[1])}
+            va = {p: float(px[i, p] @ px[i, p]) / d for p in cov}
+            vb = {p: float(pz[j, p] @ pz[j, p]) / d for p in cov}
+            ntk = dict(cov)
+            for layer in range(depth):
+                terms = {}
+                for p in cov:
+                    scale = np.sqrt(va[p] * vb[p])
+                    theta = np.arccos(np.clip(cov[p] / scale, -1, 1)) if scale > 0 else np.pi / 2
+                    e = scale * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / np.pi
+                    terms[p] = (e, ntk[p] * (np.pi - theta) / np.pi + e)
+                if layer == depth - 1:
+                    out[i, j] = np.mean([t[1] for t in terms.values()])
+                    break
+
+                def neighbour_mean(values):
+                    result = {}
+                    for p in cov:
+                        r, c = divmod(p, grid[1])
+                        total = 0.0
+                        for dr in range(-(q // 2), q - q // 2):
+                            for dc in range(-(q // 2), q - q // 2):
+                                if 0 <= r + dr < grid[0] and 0 <= c + dc < grid[1]:
+                                    total += values[(r + dr) * grid[1] + c + dc]
+                        result[p] = total / q**2
+                    return result
+
+                cov = neighbour_mean({p: t[0] for p, t in terms.items()})
+                ntk = neighbour_mean({p: t[1] for p, t in terms.items()})
+                va, vb = neighbour_mean(va), neighbour_mean(vb)
+    return out
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_deep_ntk_matches_position_by_position_loops(depth):
+    g = torch.Generator().manual_seed(depth)
+    X = torch.randn(3, 1, 6, 7, generator=g, dtype=torch.float64)
+    Z = torch.randn(2, 1, 6, 7, generator=g, dtype=torch.float64)
+    expected = _loop_ntk(X, Z, depth)
+    torch.testing.assert_close(patch_kernel(X, Z, kernel="ntk", ntk_depth=depth), expected, rtol=1e-12,
+                               atol=1e-12)
+    # The differentiable path (used by the AGOP) computes the same numbers.
+    K_grad = patch_kernel(X.requires_grad_(), Z, kernel="ntk", ntk_depth=depth)
+    assert K_grad.requires_grad
+    torch.testing.assert_close(K_grad.detach(), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_identity_M_matches_no_M_and_diagonal_is_one():
     X = torch.rand(3, 1, 6, 6, dtype=torch.float64)
     K1 = patch_kernel(X)

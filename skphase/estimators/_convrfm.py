@@ -1,6 +1,7 @@
 """ConvRFM: a convolutional recursive feature machine, learning patch features through the patch AGOP."""
 
 import numbers
+import time
 
 import numpy as np
 import torch
@@ -249,6 +250,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         T = torch.eye(d, device=self.device_, dtype=self._dtype)
         n_train = patches_train.shape[0]
         stages, scores = [], []
+        start = time.perf_counter()
         for iteration in range(self.n_iter + 1):
             A = transform_patches(patches_train, T)
             coef = self._solve(self._kernel(A), Y_train)
@@ -260,7 +262,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
                 scores.append(np.nan)
             if self.verbose:
                 score = "no validation split" if patches_val is None else f"validation accuracy {scores[-1]:.4f}"
-                print(f"ConvRFM iteration {iteration}: {score}")
+                print(f"ConvRFM iteration {iteration}: {score} ({time.perf_counter() - start:.0f} s)", flush=True)
             if iteration == self.n_iter:
                 break
             rows = patches_train
