@@ -194,7 +194,7 @@ def filters_and_ansatz(n_cnn, epochs, agop_max_samples):
     Returns the ConvRFM, the trained CNN and the correlations of the trained and untrained CNN.
     """
     print(f"3-4. Filters and feature ansatz on Fashion-MNIST (n = {n_cnn})")
-    X, y = load_fashion_mnist("train", n_samples=None if n_cnn >= 60_000 else n_cnn, random_state=1)
+    X, y = load_fashion_mnist("train", n_samples=n_cnn, random_state=1)
     X_test, y_test = load_fashion_mnist("test", n_samples=1000, random_state=1)
     n_rfm = min(2000, n_cnn)
     rfm = ConvRFM(patch_size=3, n_iter=2, validation_fraction=0, agop_max_samples=agop_max_samples,
@@ -218,7 +218,6 @@ def filters_and_ansatz(n_cnn, epochs, agop_max_samples):
               f"{corr_trained[name]['cosine']:.3f}), untrained "
               f"{corr_untrained[name]['correlation']:.3f} (sqrt: {corr_untrained[name]['correlation_sqrt']:.3f}), "
               f"corr(W0^T W0, trained AGOP) {initial_vs_learned:.3f}")
-
     return rfm, net, corr_trained, corr_untrained
 
 

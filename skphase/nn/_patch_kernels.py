@@ -256,13 +256,13 @@ def _relu_expectations(cov, var_x, var_z):
     return scale * _ArcCos1.apply(rho), _ArcCos0.apply(rho)
 
 
-def _window_sum(maps, window, grid):
-    """Sum each ``(H, W)`` map over a ``window`` neighbourhood (zero 'same' padding).
+def _window_average(maps, window, grid):
+    """Average each ``(H, W)`` map over a ``window`` neighbourhood (zero 'same' padding).
 
-    Equals ``window[0] * window[1]`` times ``avg_pool2d(padding=window // 2,
-    count_include_pad=True)`` cropped to ``grid``, done as two 1-D box sums of
-    shifted in-place adds into one copy: on the many single-channel maps of an
-    NTK block, pooling (or padding a copy) took 25-40 % of the kernel's time.
+    Equals ``avg_pool2d(padding=window // 2, count_include_pad=True)`` cropped
+    to ``grid``, done as two 1-D box sums of shifted in-place adds into one
+    copy: on the many single-channel maps of an NTK block, pooling (or padding
+    a copy) took 25-40 % of the kernel's time.
     """
     lead = maps.shape[:-1]
     out = maps.reshape(-1, *grid)
@@ -275,13 +275,8 @@ def _window_sum(maps, window, grid):
                 continue
             lo, hi = max(0, -shift), size - max(0, shift)
             total.narrow(dim, lo, hi - lo).add_(out.narrow(dim, lo + shift, hi - lo))
-        out = total
+        out = total.div_(width)
     return out.reshape(*lead, -1)
-
-
-def _window_average(maps, window, grid):
-    """:func:`_window_sum` divided by the window's size (zeros outside the grid count)."""
-    return _window_sum(maps, window, grid).div_(window[0] * window[1])
 
 
 def _first_layer(A, B):
