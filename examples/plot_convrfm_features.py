@@ -9,7 +9,8 @@ al., "Mechanism of feature learning in convolutional neural networks":
 2. Fashion-MNIST pasted at a random place in a 42 x 42 frame of N(0, 0.5^2)
    noise, the authors' noisy-MNIST task with Fashion-MNIST in place of MNIST
    (n = 4000 training and 4000 test images, 3 x 3 patches, the authors'
-   depth-3 ReLU conv NTK, ridge 1e-5, AGOP on 20 images, 4 rounds): test
+   depth-3 ReLU conv NTK with unpadded deeper layers, ridge 1e-5, AGOP on 20
+   images, 4 rounds): test
    accuracy per AGOP iteration (the paper, on MNIST: 52.0 -> 59.4 %);
 3. the learned 3 x 3 filters (top eigenvectors of ConvRFM's M and of a small
    CNN's W^T W, both fitted on Fashion-MNIST), side by side;
@@ -20,8 +21,8 @@ Run ``python examples/plot_convrfm_features.py`` (``--quick`` for a smoke run,
 ``--star-only`` for part 1 alone, ``--noisy-only`` for part 2 alone,
 ``--ansatz-only`` for parts 3-4 alone); it prints
 every figure it measures and saves ``convrfm_features.png``. Part 2 with the
-authors' NTK took 70 minutes with one torch thread on a shared 2-core CPU at
-n = 4000 (4 rounds, 4000 test images); without a GPU it therefore defaults to
+authors' NTK takes about half an hour with two torch threads on a 2-core CPU
+at n = 4000 (4 rounds, 4000 test images); without a GPU it therefore defaults to
 the Laplace kernel (bandwidth and ridge chosen on a validation split of the
 training images). Run the authors' protocol with ``--noisy-only --noisy-kernel
 ntk`` (leave ``OMP_WAIT_POLICY`` unset: the NTK's many short passes run 2x
@@ -82,11 +83,11 @@ def star_experiment(seeds, n_test):
 # the patch AGOP of the predictor on the first s = 20 training images, with
 # respect to the raw patches; M = G^(1/2), divided by its Frobenius norm, applied
 # to the patches; num_iters = 4 rounds (3 AGOP updates), the test accuracy of
-# every round reported, no model selection. skphase's NTK pads its deeper
-# layers ('same') where the authors' shrink the grid ('VALID'); the NTK is
-# positively homogeneous, so the scale of M does not matter.
-PAPER_NOISY = dict(kernel="ntk", ntk_depth=3, patch_size=3, alpha=1e-5, agop_power=0.5, agop_max_samples=20,
-                   n_iter=3, noise_std=0.5, frame_size=42, n_train=4000, n_test=4000)
+# every round reported, no model selection. The deeper layers shrink the grid
+# as the authors' ('VALID', ntk_padding="valid"); the NTK is positively
+# homogeneous, so the scale of M does not matter.
+PAPER_NOISY = dict(kernel="ntk", ntk_depth=3, ntk_padding="valid", patch_size=3, alpha=1e-5, agop_power=0.5,
+                   agop_max_samples=20, n_iter=3, noise_std=0.5, frame_size=42, n_train=4000, n_test=4000)
 
 
 def noisy_frame_data(n_train, n_test, noise_std, seed):
@@ -108,9 +109,9 @@ def noisy_frame_data(n_train, n_test, noise_std, seed):
 def noisy_frame_rfm(kernel, bandwidth, alpha, n_iter, agop_max_samples, device, seed, verbose=0):
     """A ConvRFM with the authors' geometry, trained on every training image at every round."""
     return ConvRFM(kernel=kernel, bandwidth=bandwidth, alpha=alpha, patch_size=PAPER_NOISY["patch_size"],
-                   ntk_depth=PAPER_NOISY["ntk_depth"], agop_power=PAPER_NOISY["agop_power"], n_iter=n_iter,
-                   agop_max_samples=agop_max_samples, validation_fraction=0, device=device, random_state=seed,
-                   verbose=verbose)
+                   ntk_depth=PAPER_NOISY["ntk_depth"], ntk_padding=PAPER_NOISY["ntk_padding"],
+                   agop_power=PAPER_NOISY["agop_power"], n_iter=n_iter, agop_max_samples=agop_max_samples,
+                   validation_fraction=0, device=device, random_state=seed, verbose=verbose)
 
 
 def select_on_validation(X, y, kernel, bandwidths, alphas, n_iter, agop_max_samples, device, seed):
@@ -246,8 +247,8 @@ def main():
                         help="AGOP updates (the authors': 3, i.e. 4 rounds)")
     parser.add_argument("--noisy-noise-std", type=float, default=PAPER_NOISY["noise_std"],
                         help="noise of the frame (the authors': 0.5 * sqrt(sigma), sigma = 1)")
-    # The authors use the NTK; with one CPU thread their protocol at n = 4000 took
-    # 70 minutes (use --device cuda, or a Laplace/Gaussian kernel).
+    # The authors use the NTK; on two CPU threads their protocol at n = 4000 takes
+    # about half an hour (use --device cuda, or a Laplace/Gaussian kernel).
     parser.add_argument("--noisy-kernel", choices=["laplace", "gaussian", "ntk"], default=None,
                         help="default: the authors' NTK where CUDA is available, else laplace")
     parser.add_argument("--noisy-bandwidth", type=float, default=None,

@@ -145,6 +145,16 @@ def test_ntk_kernel_fits(digits):
     assert clf.score(X[40:140], y[40:140]) > 0.6
 
 
+def test_valid_ntk_fits_and_refuses_too_small_images(digits):
+    X, y = digits  # 8 x 8 digits: a 6 x 6 patch grid leaves room for 3 'valid' 3 x 3 layers, not 4
+    clf = ConvRFM(kernel="ntk", ntk_depth=3, ntk_padding="valid", n_iter=1, validation_fraction=0,
+                  device="cpu").fit(X[:40], y[:40])
+    assert np.isfinite(clf.M_).all()
+    assert clf.score(X[40:140], y[40:140]) > 0.6
+    with pytest.raises(ValueError, match="too small for 4 NTK layers"):
+        clf.set_params(ntk_depth=4).fit(X[:40], y[:40])
+
+
 def test_one_agop_step_learns_the_star_task():
     # The paper's star task with the authors' settings: NTK of a one-layer ReLU
     # conv net on 11 x 11 patches, 50 training images, AGOP on 20 of them.

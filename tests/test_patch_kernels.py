@@ -76,19 +76,22 @@ def test_ntk_depth_one_is_patch_average_of_arccos_ntk():
     torch.testing.assert_close(K, expected, rtol=1e-10, atol=1e-10)
 
 
-def _loop_ntk(X, Z, depth, q=3):
+def _loop_ntk(X, Z, depth, q=3, ntk_padding="same"):
     """The conv NTK written position by position (float64, Python loops; tiny images only).
 
-    Layer 1 compares the patches at one position; each deeper 'same' q x q
-    layer averages the ReLU expectations of the q x q neighbours (zeros past
-    the border count in the average); the read-out averages over positions.
+    Layer 1 compares the patches at one position; each deeper q x q layer
+    averages the ReLU expectations of the q x q neighbours: centred on the
+    position with zeros past the border counted in the average ('same'), or
+    the q x q window starting at it, on a grid smaller by q - 1 ('valid');
+    the read-out averages over the last grid's positions.
     """
-    grid = patch_grid_shape(X.shape[-2:], q)
+    patch_grid = patch_grid_shape(X.shape[-2:], q)
     px, pz = extract_patches(X, q), extract_patches(Z, q)
     d = px.shape[-1]
     out = torch.zeros(len(X), len(Z), dtype=torch.float64)
     for i in range(len(X)):
         for j in range(len(Z)):
+            grid = patch_grid  # 'valid' layers shrink it
             cov = {p: float(px[i, p] @ pz[j, p]) / d for p in range(grid[0] * grid[1])}
             va = {p: float(px[i, p] @ px[i, p]) / d for p in cov}
             vb = {p: float(pz[j, p] @ pz[j, p]) / d for p in cov}
@@ -104,13 +107,17 @@ def _loop_ntk(X, Z, depth, q=3):
                     out[i, j] = np.mean([t[1] for t in terms.values()])
                     break
 
+                valid = ntk_padding == "valid"
+                new_grid = (grid[0] - q + 1, grid[1] - q + 1) if valid else grid
+                offsets = range(q) if valid else range(-(q // 2), q - q // 2)
+
                 def neighbour_mean(values):
                     result = {}
-                    for p in cov:
-                        r, c = divmod(p, grid[1])
+                    for p in range(new_grid[0] * new_grid[1]):
+                        r, c = divmod(p, new_grid[1])
                         total = 0.0
-                        for dr in range(-(q // 2), q - q // 2):
-                            for dc in range(-(q // 2), q - q // 2):
+                        for dr in offsets:
+                            for dc in offsets:
                                 if 0 <= r + dr < grid[0] and 0 <= c + dc < grid[1]:
                                     total += values[(r + dr) * grid[1] + c + dc]
                         result[p] = total / q**2
@@ -119,19 +126,21 @@ def _loop_ntk(X, Z, depth, q=3):
                 cov = neighbour_mean({p: t[0] for p, t in terms.items()})
                 ntk = neighbour_mean({p: t[1] for p, t in terms.items()})
                 va, vb = neighbour_mean(va), neighbour_mean(vb)
+                grid = new_grid
     return out
 
 
+@pytest.mark.parametrize("ntk_padding", ["same", "valid"])
 @pytest.mark.parametrize("depth", [2, 3])
-def test_deep_ntk_matches_position_by_position_loops(depth):
+def test_deep_ntk_matches_position_by_position_loops(depth, ntk_padding):
     g = torch.Generator().manual_seed(depth)
-    X = torch.randn(3, 1, 6, 7, generator=g, dtype=torch.float64)
-    Z = torch.randn(2, 1, 6, 7, generator=g, dtype=torch.float64)
-    expected = _loop_ntk(X, Z, depth)
-    torch.testing.assert_close(patch_kernel(X, Z, kernel="ntk", ntk_depth=depth), expected, rtol=1e-12,
-                               atol=1e-12)
+    X = torch.randn(3, 1, 8, 9, generator=g, dtype=torch.float64)
+    Z = torch.randn(2, 1, 8, 9, generator=g, dtype=torch.float64)
+    expected = _loop_ntk(X, Z, depth, ntk_padding=ntk_padding)
+    K = patch_kernel(X, Z, kernel="ntk", ntk_depth=depth, ntk_padding=ntk_padding)
+    torch.testing.assert_close(K, expected, rtol=1e-12, atol=1e-12)
     # The differentiable path (used by the AGOP) computes the same numbers.
-    K_grad = patch_kernel(X.requires_grad_(), Z, kernel="ntk", ntk_depth=depth)
+    K_grad = patch_kernel(X.requires_grad_(), Z, kernel="ntk", ntk_depth=depth, ntk_padding=ntk_padding)
     assert K_grad.requires_grad
     torch.testing.assert_close(K_grad.detach(), expected, rtol=1e-12, atol=1e-12)
 
@@ -176,13 +185,27 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(patch_kernel(X.cuda()).cpu(), patch_kernel(X))
 
 
+@pytest.mark.parametrize("ntk_padding", ["same", "valid"])
 @pytest.mark.parametrize("window", [(3, 3), (2, 4), (5, 1)])
-def test_ntk_window_average_matches_average_pooling(window):
+def test_ntk_window_average_matches_average_pooling(window, ntk_padding):
     from skphase.nn._patch_kernels import _window_average
 
-    grid = (4, 6)
+    grid = (5, 6)
     maps = torch.randn(2, 3, grid[0] * grid[1], dtype=torch.float64)
-    pad = (window[0] // 2, window[1] // 2)
-    pooled = torch.nn.functional.avg_pool2d(maps.reshape(-1, 1, *grid), window, stride=1, padding=pad,
-                                            count_include_pad=True)[..., : grid[0], : grid[1]]
-    torch.testing.assert_close(_window_average(maps, window, grid), pooled.reshape(2, 3, -1), rtol=0, atol=1e-12)
+    if ntk_padding == "same":
+        pad = (window[0] // 2, window[1] // 2)
+        pooled = torch.nn.functional.avg_pool2d(maps.reshape(-1, 1, *grid), window, stride=1, padding=pad,
+                                                count_include_pad=True)[..., : grid[0], : grid[1]]
+    else:
+        pooled = torch.nn.functional.avg_pool2d(maps.reshape(-1, 1, *grid), window, stride=1)
+    torch.testing.assert_close(_window_average(maps, window, grid, ntk_padding), pooled.reshape(2, 3, -1),
+                               rtol=0, atol=1e-12)
+
+
+def test_valid_ntk_refuses_images_too_small_for_its_depth():
+    X = torch.rand(2, 1, 7, 7, dtype=torch.float64)  # 5 x 5 patch grid: 2 'valid' layers fit, not 3
+    assert patch_kernel(X, kernel="ntk", ntk_depth=3, ntk_padding="valid").shape == (2, 2)
+    with pytest.raises(ValueError, match="too small for 4 NTK layers.*ntk_padding='same'"):
+        patch_kernel(X, kernel="ntk", ntk_depth=4, ntk_padding="valid")
+    with pytest.raises(ValueError, match="ntk_padding must be one of"):
+        patch_kernel(X, kernel="ntk", ntk_padding="full")

@@ -23,6 +23,7 @@ from ..nn._patch_kernels import (
     PATCH_KERNELS,
     _pair,
     extract_patches,
+    ntk_layer_grids,
     patch_grid_shape,
     patch_kernel_from_patches,
     psd_power,
@@ -68,6 +69,10 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     patch_size, stride, padding : int or pair of int, default=3, 1, 0
         Patch geometry, as in :class:`torch.nn.Conv2d`.
     ntk_depth : int, default=3
+    ntk_padding : {"same", "valid"}, default="same"
+        The NTK's deeper ``patch_size`` conv layers pad with zeros ('same'),
+        or shrink the grid by ``patch_size - 1`` each ('valid', the network of
+        the ConvRFM paper's experiments); ignored by the other kernels.
     n_iter : int, default=3
         Number of AGOP updates; ``n_iter + 1`` models are fitted (the first
         with the fixed kernel) and no AGOP is computed after the last.
@@ -148,6 +153,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         "stride": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
         "padding": [Interval(numbers.Integral, 0, None, closed="left"), tuple],
         "ntk_depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "ntk_padding": [StrOptions({"same", "valid"})],
         "n_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "agop_power": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -164,7 +170,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     }
 
     def __init__(self, *, kernel="laplace", bandwidth=10.0, patch_size=3, stride=1, padding=0, ntk_depth=3,
-                 n_iter=3, alpha=1e-3, agop_power=0.5, agop_threshold=None, agop_max_samples=1000,
+                 ntk_padding="same", n_iter=3, alpha=1e-3, agop_power=0.5, agop_threshold=None, agop_max_samples=1000,
                  validation_fraction=0.2, n_filters=None, dtype="float32", batch_size=256, image_shape=None,
                  device="auto", random_state=None, verbose=0):
         self.kernel = kernel
@@ -173,6 +179,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         self.stride = stride
         self.padding = padding
         self.ntk_depth = ntk_depth
+        self.ntk_padding = ntk_padding
         self.n_iter = n_iter
         self.alpha = alpha
         self.agop_power = agop_power
@@ -198,7 +205,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     def _kernel(self, A, B=None):
         return patch_kernel_from_patches(A, B, kernel=self.kernel, bandwidth=self.bandwidth, grid=self._grid,
                                          ntk_depth=self.ntk_depth, window=_pair(self.patch_size, "patch_size"),
-                                         batch_size=self.batch_size)
+                                         ntk_padding=self.ntk_padding, batch_size=self.batch_size)
 
     def _solve(self, K, Y):
         """Kernel ridge regression on ``K / max(K)``: Cholesky, or a general solve if that fails."""
@@ -271,7 +278,8 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
                 rows = patches_train[subset.to(patches_train.device)]
             G = patch_agop_from_patches(rows, patches_train, coef, T=T, kernel=self.kernel,
                                         bandwidth=self.bandwidth, grid=self._grid, ntk_depth=self.ntk_depth,
-                                        window=_pair(self.patch_size, "patch_size"), batch_size=self.batch_size)
+                                        window=_pair(self.patch_size, "patch_size"), ntk_padding=self.ntk_padding,
+                                        batch_size=self.batch_size)
             T = self._next_transform(G)
         return stages, np.asarray(scores)
 
@@ -304,6 +312,8 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         self._resolve_device()
         self._dtype = torch.float32 if self.dtype == "float32" else torch.float64
         self._grid = patch_grid_shape(images.shape[-2:], **self._geometry())
+        if self.kernel == "ntk":  # images too small for 'valid' NTK layers: say so before any work
+            ntk_layer_grids(self._grid, _pair(self.patch_size, "patch_size"), self.ntk_depth, self.ntk_padding)
         self._rng = np.random.RandomState(seed_from_random_state(self.random_state))
         self._generator = make_generator(self._rng)
 

@@ -109,7 +109,7 @@ def _closed_form_sum(A, B, coef, kernel, bandwidth, batch_size, symmetric=False)
     return H / (bandwidth**2 if kernel == "laplace" else bandwidth**4)
 
 
-def _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, window, batch_size):
+def _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, window, ntk_padding, batch_size):
     """``sum_{x,p,c} g g^T`` by autograd, ``g`` the gradient with respect to the raw patches."""
     n, n_pos, d = patches_x.shape
     m, n_out = coef.shape
@@ -120,7 +120,8 @@ def _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, wi
             block = patches_x[start : start + rows_per_block].detach().requires_grad_(True)
             A = transform_patches(block, T)
             K = patch_kernel_from_patches(A, B, kernel=kernel, bandwidth=bandwidth, grid=grid,
-                                          ntk_depth=ntk_depth, window=window, batch_size=batch_size)
+                                          ntk_depth=ntk_depth, window=window, ntk_padding=ntk_padding,
+                                          batch_size=batch_size)
             f = K @ coef.to(K)
             for c in range(n_out):
                 (grad,) = torch.autograd.grad(f[:, c].sum(), block, retain_graph=c < n_out - 1)
@@ -130,7 +131,8 @@ def _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, wi
 
 
 def patch_agop_from_patches(patches_x, patches_z, coef, *, T=None, kernel="laplace", bandwidth=10.0,
-                            grid=None, ntk_depth=3, window=(3, 3), method="auto", batch_size=256):
+                            grid=None, ntk_depth=3, window=(3, 3), ntk_padding="same", method="auto",
+                            batch_size=256):
     """Patch AGOP from already extracted patches; see :func:`patch_agop`.
 
     Parameters
@@ -159,7 +161,8 @@ def patch_agop_from_patches(patches_x, patches_z, coef, *, T=None, kernel="lapla
     B = transform_patches(patches_z, T)
     if method == "autograd":
         # autograd differentiates K itself, whose 1/P is already in the gradients.
-        G = _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, window, batch_size)
+        G = _autograd_agop(patches_x, B, coef, T, kernel, bandwidth, grid, ntk_depth, window, ntk_padding,
+                           batch_size)
         G = G / n
     else:
         symmetric = patches_x is patches_z
@@ -171,7 +174,7 @@ def patch_agop_from_patches(patches_x, patches_z, coef, *, T=None, kernel="lapla
 
 
 def patch_agop(X, centers, coef, *, M=None, kernel="laplace", bandwidth=10.0, patch_size=3, stride=1,
-               padding=0, ntk_depth=3, method="auto", batch_size=256):
+               padding=0, ntk_depth=3, ntk_padding="same", method="auto", batch_size=256):
     """Patch AGOP of the kernel predictor ``f(x) = sum_i coef_i K(x, centers_i)``.
 
     Parameters
@@ -185,7 +188,7 @@ def patch_agop(X, centers, coef, *, M=None, kernel="laplace", bandwidth=10.0, pa
     M : torch.Tensor of shape (d, d) or None
         Mahalanobis matrix of the patch kernel (``d = C q_h q_w``); None is
         the identity.
-    kernel, bandwidth, patch_size, stride, padding, ntk_depth
+    kernel, bandwidth, patch_size, stride, padding, ntk_depth, ntk_padding
         As in :func:`skphase.nn.patch_kernel`.
     method : {"auto", "closed_form", "autograd"}, default="auto"
         ``"auto"`` uses the closed form for Laplace/Gaussian and autograd for
@@ -215,5 +218,5 @@ def patch_agop(X, centers, coef, *, M=None, kernel="laplace", bandwidth=10.0, pa
     pz = px if centers is X else extract_patches(centers.to(X), patch_size, stride=stride, padding=padding)
     return patch_agop_from_patches(px, pz, coef.to(X), T=T, kernel=kernel, bandwidth=bandwidth, grid=grid,
                                    ntk_depth=ntk_depth, window=_pair(patch_size, "patch_size"),
-                                   method=method, batch_size=batch_size)
+                                   ntk_padding=ntk_padding, method=method, batch_size=batch_size)
 

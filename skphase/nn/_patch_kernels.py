@@ -11,7 +11,10 @@ kernel: Laplace ``exp(-||a - b|| / L)``, Gaussian ``exp(-||a - b||^2 / (2 L^2))`
 or, for ``kernel="ntk"``, the neural tangent kernel of a ReLU convolutional
 network without pooling whose read-out sees every position (its deeper
 layers mix neighbouring positions but never compare a position of ``x`` with
-another position of ``z``).
+another position of ``z``). The NTK's deeper layers are ``patch_size``
+convolutions with zero 'same' padding, or 'valid' ones that shrink the grid by
+``patch_size - 1`` per layer (the authors' network); its read-out averages over
+the positions of the last layer.
 
 Kernels are computed in blocks of ``batch_size`` rows and columns and in
 chunks of positions, so no ``(n, m, P)`` tensor is ever built: the largest
@@ -26,8 +29,10 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "NTK_PADDINGS",
     "PATCH_KERNELS",
     "extract_patches",
+    "ntk_layer_grids",
     "patch_grid_shape",
     "patch_kernel",
     "patch_kernel_from_patches",
@@ -37,6 +42,7 @@ __all__ = [
 ]
 
 PATCH_KERNELS = ("laplace", "gaussian", "ntk")
+NTK_PADDINGS = ("same", "valid")
 
 # Numbers held by the largest temporary of one block (1 M floats = 4 MB in
 # float32): the elementwise passes over a block (square root, exponential,
@@ -256,25 +262,69 @@ def _relu_expectations(cov, var_x, var_z):
     return scale * _ArcCos1.apply(rho), _ArcCos0.apply(rho)
 
 
-def _window_average(maps, window, grid):
-    """Average each ``(H, W)`` map over a ``window`` neighbourhood (zero 'same' padding).
+def ntk_layer_grids(grid, window, ntk_depth, ntk_padding="same"):
+    """Position grids of the NTK's layers, the first (patches) to the last (read-out).
 
-    Equals ``avg_pool2d(padding=window // 2, count_include_pad=True)`` cropped
-    to ``grid``, done as two 1-D box sums of shifted in-place adds into one
-    copy: on the many single-channel maps of an NTK block, pooling (or padding
-    a copy) took 25-40 % of the kernel's time.
+    Parameters
+    ----------
+    grid : pair of int
+        Positions of the patches, ``(H_out, W_out)``.
+    window : pair of int
+        Filter size of the deeper layers.
+    ntk_depth : int
+    ntk_padding : {"same", "valid"}
+
+    Returns
+    -------
+    list of ntk_depth pairs of int
+
+    Raises
+    ------
+    ValueError
+        When 'valid' layers leave no position: the images are too small for ``ntk_depth``.
+    """
+    if ntk_padding not in NTK_PADDINGS:
+        raise ValueError(f"ntk_padding must be one of {NTK_PADDINGS}, got {ntk_padding!r}.")
+    grids = [tuple(grid)]
+    for _ in range(ntk_depth - 1):
+        last = grids[-1]
+        grids.append(last if ntk_padding == "same" else (last[0] - window[0] + 1, last[1] - window[1] + 1))
+    if min(grids[-1]) < 1:
+        raise ValueError(
+            f"A patch grid of {tuple(grid)} positions is too small for {ntk_depth} NTK layers with 'valid' "
+            f"{tuple(window)} filters (each removes {window[0] - 1} x {window[1] - 1} positions); use larger "
+            f"images, a smaller ntk_depth or ntk_padding='same'."
+        )
+    return grids
+
+
+def _window_average(maps, window, grid, ntk_padding="same"):
+    """Average each ``(H, W)`` map over a ``window`` neighbourhood.
+
+    With ``"same"`` (zero padding) this equals ``avg_pool2d(padding=window // 2,
+    count_include_pad=True)`` cropped to ``grid``; with ``"valid"`` it equals
+    ``avg_pool2d(window, stride=1)``, whose maps are smaller. Both are done as
+    two 1-D box sums of shifted in-place adds into one copy: on the many
+    single-channel maps of an NTK block, pooling (or padding a copy) took
+    25-40 % of the kernel's time.
     """
     lead = maps.shape[:-1]
     out = maps.reshape(-1, *grid)
     for dim, (size, width) in zip((1, 2), zip(grid, window)):
-        before = width // 2
-        total = out.clone()
-        # Output i sums input i + shift for shift in [-before, width - 1 - before].
-        for shift in range(-before, width - before):
-            if shift == 0 or abs(shift) >= size:
-                continue
-            lo, hi = max(0, -shift), size - max(0, shift)
-            total.narrow(dim, lo, hi - lo).add_(out.narrow(dim, lo + shift, hi - lo))
+        if ntk_padding == "valid":
+            kept = size - width + 1
+            total = out.narrow(dim, 0, kept).clone()
+            for shift in range(1, width):
+                total.add_(out.narrow(dim, shift, kept))
+        else:
+            before = width // 2
+            total = out.clone()
+            # Output i sums input i + shift for shift in [-before, width - 1 - before].
+            for shift in range(-before, width - before):
+                if shift == 0 or abs(shift) >= size:
+                    continue
+                lo, hi = max(0, -shift), size - max(0, shift)
+                total.narrow(dim, lo, hi - lo).add_(out.narrow(dim, lo + shift, hi - lo))
         out = total.div_(width)
     return out.reshape(*lead, -1)
 
@@ -286,26 +336,28 @@ def _first_layer(A, B):
     return cov, (A.square().sum(-1) / r).T.contiguous(), (B.square().sum(-1) / r).T.contiguous()
 
 
-def _next_layer_inputs(nngp, ntk, var_a, var_b, window, grid):
-    """What a 'same' ``window`` conv layer sees: every map averaged over the window.
+def _next_layer_inputs(nngp, ntk, var_a, var_b, window, grid, ntk_padding):
+    """What a ``window`` conv layer sees: every map averaged over the window.
 
     The variances are averaged as they are: ``E[relu(u)^2]`` with ``c_sigma = 2``
     is the variance itself.
     """
-    return tuple(_window_average(maps, window, grid) for maps in (nngp, ntk, var_a, var_b))
+    return tuple(_window_average(maps, window, grid, ntk_padding) for maps in (nngp, ntk, var_a, var_b))
 
 
-def _ntk_block(A, B, grid, depth, window):
+def _ntk_block(A, B, grids, window, ntk_padding):
     """ReLU conv-net NTK (no pooling, read-out over all positions) of a block, summed over positions.
 
     Layer 1 covariance at a position is ``<a_p, b_p> / r``; each deeper layer
     applies the ReLU expectation and averages it over a ``window``
-    neighbourhood ('same' convolution); the read-out adds the last layer's
-    NTK and NNGP terms at every position. Without gradients the in-place
+    neighbourhood ('same' or 'valid' convolution; ``grids`` from
+    :func:`ntk_layer_grids`); the read-out adds the last layer's NTK and NNGP
+    terms at every position. Without gradients the in-place
     :func:`_ntk_block_inplace` computes the same numbers.
     """
     if not (torch.is_grad_enabled() and (A.requires_grad or B.requires_grad)):
-        return _ntk_block_inplace(A, B, grid, depth, window)
+        return _ntk_block_inplace(A, B, grids, window, ntk_padding)
+    depth = len(grids)
     cov, var_a, var_b = _first_layer(A, B)
     ntk = cov
     for layer in range(depth):
@@ -313,22 +365,25 @@ def _ntk_block(A, B, grid, depth, window):
         ntk = ntk * deriv + nngp
         if layer == depth - 1:
             break
-        cov, ntk, var_a, var_b = _next_layer_inputs(nngp, ntk, var_a, var_b, window, grid)
+        cov, ntk, var_a, var_b = _next_layer_inputs(nngp, ntk, var_a, var_b, window, grids[layer], ntk_padding)
     return ntk.sum(-1)
 
 
-def _ntk_block_inplace(A, B, grid, depth, window):
+def _ntk_block_inplace(A, B, grids, window, ntk_padding):
     """:func:`_ntk_block` without autograd, in a few reused buffers (1.5x faster).
 
     With ``theta = arccos(rho)``: ``kappa_0 = (pi - theta) / pi`` and
     ``kappa_1 = (sin theta + (pi - theta) rho) / pi``, so one arccos and one
     square root per layer serve both terms.
     """
+    depth = len(grids)
     cov, var_a, var_b = _first_layer(A, B)
     tiny = torch.finfo(cov.dtype).tiny ** 0.25
     ntk = cov.clone()
     angle, nngp = torch.empty_like(cov), torch.empty_like(cov)
     for layer in range(depth):
+        if angle.shape != cov.shape:  # 'valid' layers shrink the maps
+            angle, nngp = torch.empty_like(cov), torch.empty_like(cov)
         scale = torch.sqrt(var_a[:, None, :] * var_b[None, :, :] + tiny)
         rho = cov.div_(scale).clamp_(-1.0, 1.0)
         torch.arccos(rho, out=angle)
@@ -338,12 +393,12 @@ def _ntk_block_inplace(A, B, grid, depth, window):
         ntk.mul_(angle).mul_(1.0 / math.pi).add_(nngp)
         if layer == depth - 1:
             break
-        cov, ntk, var_a, var_b = _next_layer_inputs(nngp, ntk, var_a, var_b, window, grid)
+        cov, ntk, var_a, var_b = _next_layer_inputs(nngp, ntk, var_a, var_b, window, grids[layer], ntk_padding)
     return ntk.sum(-1)
 
 
 def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, grid=None, ntk_depth=3,
-                              window=(3, 3), batch_size=256):
+                              window=(3, 3), ntk_padding="same", batch_size=256):
     """Image kernel matrix from position-major transformed patches.
 
     Parameters
@@ -362,6 +417,8 @@ def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, gr
         Number of ReLU conv layers of the NTK.
     window : pair of int
         Filter size of the NTK's deeper conv layers.
+    ntk_padding : {"same", "valid"}
+        Zero padding of the NTK's deeper layers, or none (each shrinks the grid).
     batch_size : int
         Rows and columns per block.
 
@@ -378,6 +435,7 @@ def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, gr
     if kernel == "ntk":
         if grid is None or grid[0] * grid[1] != n_pos:
             raise ValueError("kernel='ntk' needs grid=(H_out, W_out) with H_out * W_out == P.")
+        grids = ntk_layer_grids(grid, window, ntk_depth, ntk_padding)
         # One NTK block holds a few (rows, cols, P) maps through every layer:
         # maps of _BLOCK_ELEMENTS / 2 numbers measured 5-10 % faster than twice
         # that (cache), and 2x faster than four times that.
@@ -390,17 +448,18 @@ def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, gr
             if symmetric and j < i:
                 continue
             if kernel == "ntk":
-                block = _ntk_block(A[:, rows], B[:, cols], grid, ntk_depth, window)
+                block = _ntk_block(A[:, rows], B[:, cols], grids, window, ntk_padding)
             else:
                 block = _radial_kernel_block(A[:, rows], B[:, cols], kernel, bandwidth, batch_size)
             out[rows, cols] = block
             if symmetric and j > i:
                 out[cols, rows] = block.T
-    return out.div_(n_pos)
+    # The mean over the positions the read-out sees (the last NTK layer's).
+    return out.div_(grids[-1][0] * grids[-1][1] if kernel == "ntk" else n_pos)
 
 
 def patch_kernel(X, Z=None, *, M=None, kernel="laplace", bandwidth=10.0, patch_size=3, stride=1,
-                 padding=0, ntk_depth=3, batch_size=256):
+                 padding=0, ntk_depth=3, ntk_padding="same", batch_size=256):
     """Convolutional kernel ``K(x, z) = (1/P) sum_p k(T x_p, T z_p)`` between two image batches.
 
     Parameters
@@ -414,8 +473,11 @@ def patch_kernel(X, Z=None, *, M=None, kernel="laplace", bandwidth=10.0, patch_s
     bandwidth : float, default=10.0
     patch_size, stride, padding : int or pair of int
         Patch geometry, as in :class:`torch.nn.Conv2d`. The NTK's deeper
-        layers use ``patch_size`` filters with 'same' zero padding.
+        layers use ``patch_size`` filters.
     ntk_depth : int, default=3
+    ntk_padding : {"same", "valid"}, default="same"
+        The NTK's deeper layers pad with zeros ('same') or shrink the grid by
+        ``patch_size - 1`` each ('valid', the authors' network).
     batch_size : int, default=256
         Rows and columns per block; bounds memory.
 
@@ -442,4 +504,4 @@ def patch_kernel(X, Z=None, *, M=None, kernel="laplace", bandwidth=10.0, patch_s
         B = transform_patches(extract_patches(Z.to(X), patch_size, stride=stride, padding=padding), T)
     return patch_kernel_from_patches(A, B, kernel=kernel, bandwidth=bandwidth, grid=grid,
                                      ntk_depth=ntk_depth, window=_pair(patch_size, "patch_size"),
-                                     batch_size=batch_size)
+                                     ntk_padding=ntk_padding, batch_size=batch_size)
