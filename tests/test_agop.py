@@ -84,6 +84,8 @@ def test_bad_inputs():
         patch_agop(X, Z, coef, method="numeric")
     with pytest.raises(ValueError, match="one shape"):
         patch_agop(X, Z[:, :1], coef)
+    with pytest.raises(ValueError, match="ntk_padding must be one of"):
+        patch_agop(X, Z, coef, ntk_padding="full")
     with pytest.raises(ValueError, match="patch"):
         patch_agop_from_patches(torch.rand(2, 4, 9), torch.rand(3, 4, 9), torch.rand(3), kernel="ntk",
                                 method="closed_form")

@@ -207,5 +207,6 @@ def test_valid_ntk_refuses_images_too_small_for_its_depth():
     assert patch_kernel(X, kernel="ntk", ntk_depth=3, ntk_padding="valid").shape == (2, 2)
     with pytest.raises(ValueError, match="too small for 4 NTK layers.*ntk_padding='same'"):
         patch_kernel(X, kernel="ntk", ntk_depth=4, ntk_padding="valid")
-    with pytest.raises(ValueError, match="ntk_padding must be one of"):
-        patch_kernel(X, kernel="ntk", ntk_padding="full")
+    for kernel in ("ntk", "laplace"):
+        with pytest.raises(ValueError, match="ntk_padding must be one of"):
+            patch_kernel(X, kernel=kernel, ntk_padding="full")

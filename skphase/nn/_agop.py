@@ -30,6 +30,7 @@ from ._patch_kernels import (
     _BLOCK_ELEMENTS,
     _augment,
     _check_kernel,
+    _check_ntk_padding,
     _pair,
     extract_patches,
     patch_grid_shape,
@@ -148,6 +149,7 @@ def patch_agop_from_patches(patches_x, patches_z, coef, *, T=None, kernel="lapla
         Square root of the Mahalanobis matrix, ``M = T^T T``.
     """
     _check_kernel(kernel, bandwidth)
+    _check_ntk_padding(ntk_padding)
     if method not in ("auto", "closed_form", "autograd"):
         raise ValueError(f"method must be 'auto', 'closed_form' or 'autograd', got {method!r}.")
     if method == "auto":

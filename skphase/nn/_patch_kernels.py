@@ -262,6 +262,11 @@ def _relu_expectations(cov, var_x, var_z):
     return scale * _ArcCos1.apply(rho), _ArcCos0.apply(rho)
 
 
+def _check_ntk_padding(ntk_padding):
+    if ntk_padding not in NTK_PADDINGS:
+        raise ValueError(f"ntk_padding must be one of {NTK_PADDINGS}, got {ntk_padding!r}.")
+
+
 def ntk_layer_grids(grid, window, ntk_depth, ntk_padding="same"):
     """Position grids of the NTK's layers, the first (patches) to the last (read-out).
 
@@ -283,8 +288,7 @@ def ntk_layer_grids(grid, window, ntk_depth, ntk_padding="same"):
     ValueError
         When 'valid' layers leave no position: the images are too small for ``ntk_depth``.
     """
-    if ntk_padding not in NTK_PADDINGS:
-        raise ValueError(f"ntk_padding must be one of {NTK_PADDINGS}, got {ntk_padding!r}.")
+    _check_ntk_padding(ntk_padding)
     grids = [tuple(grid)]
     for _ in range(ntk_depth - 1):
         last = grids[-1]
@@ -427,6 +431,7 @@ def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, gr
     torch.Tensor of shape (n, m)
     """
     _check_kernel(kernel, bandwidth)
+    _check_ntk_padding(ntk_padding)  # for every kernel: a typo is never silently ignored
     symmetric = B is None
     B = A if symmetric else B
     n_pos, n, m = A.shape[0], A.shape[1], B.shape[1]
