@@ -23,7 +23,6 @@ from ..nn._patch_kernels import (
     PATCH_KERNELS,
     _pair,
     extract_patches,
-    ntk_layer_grids,
     patch_grid_shape,
     patch_kernel_from_patches,
     psd_power,
@@ -312,8 +311,6 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         self._resolve_device()
         self._dtype = torch.float32 if self.dtype == "float32" else torch.float64
         self._grid = patch_grid_shape(images.shape[-2:], **self._geometry())
-        if self.kernel == "ntk":  # images too small for 'valid' NTK layers: say so before any work
-            ntk_layer_grids(self._grid, _pair(self.patch_size, "patch_size"), self.ntk_depth, self.ntk_padding)
         self._rng = np.random.RandomState(seed_from_random_state(self.random_state))
         self._generator = make_generator(self._rng)
 
