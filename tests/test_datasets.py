@@ -3,23 +3,28 @@ import gzip
 import numpy as np
 import pytest
 
-from skphase.datasets import get_data_home, load_cifar10, load_digits_images, load_fashion_mnist
+from skphase.datasets import get_data_home, load_cifar10, load_digits_images, load_fashion_mnist, load_mnist
 from skphase.datasets._fashion_mnist import SYSTEM_FASHION_MNIST_DIR
 
 
 def _write_idx(path, array):
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
-    with gzip.open(path, "wb") as handle:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as handle:
         handle.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_fashion_mnist_from_a_data_home(tmp_path):
-    folder = tmp_path / "fashion-mnist"
+def _write_idx_dataset(folder, suffix=".gz", n_test=4):
+    """Four IDX files (6 training, ``n_test`` test images of 28 x 28) with labels 0, 1, 2, ..."""
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", 6), ("t10k", 4)):
-        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    for prefix, n in (("train", 6), ("t10k", n_test)):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", np.arange(n) % 10)
+
+
+def test_fashion_mnist_from_a_data_home(tmp_path):
+    _write_idx_dataset(tmp_path / "fashion-mnist")
     X, y = load_fashion_mnist("test", data_home=tmp_path)
     assert X.shape == (4, 1, 28, 28) and X.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
     np.testing.assert_array_equal(y, [0, 1, 2, 3])
@@ -32,6 +37,37 @@ def test_fashion_mnist_missing_says_how_to_install(tmp_path):
         load_fashion_mnist(data_home=tmp_path)
     with pytest.raises(ValueError, match="subset"):
         load_fashion_mnist("validation")
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_mnist_from_a_data_home_gzipped_or_not(tmp_path, suffix):
+    _write_idx_dataset(tmp_path / "mnist", suffix)
+    X, y = load_mnist("test", data_home=tmp_path)
+    assert X.shape == (4, 1, 28, 28) and X.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
+    np.testing.assert_array_equal(y, [0, 1, 2, 3])
+    X_sub, y_sub = load_mnist("train", data_home=tmp_path, n_samples=3, random_state=0)
+    X_all, y_all = load_mnist("train", data_home=tmp_path)
+    assert X_sub.shape == (3, 1, 28, 28) and y_sub.dtype == np.int64
+    # the subset keeps file order: its labels are an increasing run of the full split's
+    assert np.all(np.diff(y_sub) > 0) and set(y_sub) <= set(y_all)
+
+
+def test_mnist_missing_or_bad_files_say_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mnist"):
+        load_mnist(data_home=tmp_path)
+    with pytest.raises(ValueError, match="subset"):
+        load_mnist("validation", data_home=tmp_path)
+    with pytest.raises(ValueError, match="n_samples"):
+        _write_idx_dataset(tmp_path / "mnist")
+        load_mnist("test", data_home=tmp_path, n_samples=5)
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    _write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz", np.arange(3))
+    with pytest.raises(ValueError, match="4 test images but 3 labels"):
+        load_mnist("test", data_home=tmp_path)
+    with gzip.open(tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz", "wb") as handle:
+        handle.write(b"not an idx file")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        load_mnist("test", data_home=tmp_path)
 
 
 @pytest.mark.skipif(not SYSTEM_FASHION_MNIST_DIR.exists(), reason="dataset-fashion-mnist is not installed")

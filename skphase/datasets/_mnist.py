@@ -1,0 +1,52 @@
+"""MNIST from a user-provided local copy of the IDX files (no download)."""
+
+from ._home import get_data_home
+from ._idx import IDX_SPLITS, find_idx_folder, load_idx_split
+
+__all__ = ["load_mnist"]
+
+
+def load_mnist(subset="train", *, data_home=None, n_samples=None, random_state=None):
+    """Load MNIST handwritten digits as float images in [0, 1].
+
+    skphase never downloads data. Put the four IDX files of the dataset's
+    authors (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, gzipped or not)
+    in ``<data_home>/mnist``.
+
+    Parameters
+    ----------
+    subset : {"train", "test"}, default="train"
+        The 60,000 training or 10,000 test images.
+    data_home : str or path-like or None
+        Folder holding ``mnist/``; see :func:`get_data_home`.
+    n_samples : int or None
+        Keep a random subset of this many images, in file order.
+    random_state : int, RandomState or None
+        Seeds the subset draw.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 1, 28, 28), float32
+    y : ndarray of shape (n,), int64
+        The digits 0-9.
+
+    Raises
+    ------
+    FileNotFoundError
+        Saying where the files must be put.
+
+    See Also
+    --------
+    make_noisy_frame_task : the noisy-MNIST task of Radhakrishnan et al.
+    """
+    if subset not in IDX_SPLITS:
+        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
+    folder = get_data_home(data_home) / "mnist"
+    if find_idx_folder([folder]) is None:
+        raise FileNotFoundError(
+            f"MNIST was not found in {folder}. Put the four IDX files train-images-idx3-ubyte, "
+            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (gzipped or not) "
+            "in that folder, or set data_home / $SKPHASE_DATA to the folder that contains mnist/."
+        )
+    return load_idx_split(folder, subset, n_samples, random_state)
