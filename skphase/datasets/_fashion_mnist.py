@@ -3,34 +3,24 @@
 from pathlib import Path
 
 from ._home import get_data_home
-from ._idx import IDX_SPLITS, find_idx_folder, load_idx_split
+from ._idx import load_idx_dataset
 
 __all__ = ["load_fashion_mnist", "SYSTEM_FASHION_MNIST_DIR"]
 
 #: Where the Debian/Ubuntu package ``dataset-fashion-mnist`` installs the files.
 SYSTEM_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+_HOW_TO_INSTALL = (
+    "On Debian/Ubuntu install it with 'apt-get install dataset-fashion-mnist'; otherwise put the four files "
+    "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
+    "t10k-labels-idx1-ubyte.gz in <data_home>/fashion-mnist (data_home defaults to $SKPHASE_DATA "
+    "or ~/skphase_data)."
+)
+
 CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-
-
-def _find_folder(data_home):
-    candidates = [get_data_home(data_home) / "fashion-mnist"]
-    if data_home is None:
-        candidates.append(SYSTEM_FASHION_MNIST_DIR)
-    folder = find_idx_folder(candidates)
-    if folder is None:
-        searched = ", ".join(str(c) for c in candidates)
-        raise FileNotFoundError(
-            f"Fashion-MNIST was not found (looked in: {searched}). On Debian/Ubuntu install it with "
-            "'apt-get install dataset-fashion-mnist'; otherwise put the four files "
-            "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-            "t10k-labels-idx1-ubyte.gz in <data_home>/fashion-mnist (data_home defaults to $SKPHASE_DATA "
-            "or ~/skphase_data)."
-        )
-    return folder
 
 
 def load_fashion_mnist(subset="train", *, data_home=None, n_samples=None, random_state=None):
@@ -68,6 +58,7 @@ def load_fashion_mnist(subset="train", *, data_home=None, n_samples=None, random
     >>> X.shape  # doctest: +SKIP
     (100, 1, 28, 28)
     """
-    if subset not in IDX_SPLITS:
-        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
-    return load_idx_split(_find_folder(data_home), subset, n_samples, random_state)
+    candidates = [get_data_home(data_home) / "fashion-mnist"]
+    if data_home is None:
+        candidates.append(SYSTEM_FASHION_MNIST_DIR)
+    return load_idx_dataset("Fashion-MNIST", candidates, subset, _HOW_TO_INSTALL, n_samples, random_state)

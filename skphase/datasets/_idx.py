@@ -1,10 +1,10 @@
-"""The IDX file format of MNIST and Fashion-MNIST: one reader and one split loader for both."""
+"""The IDX file format of MNIST and Fashion-MNIST: one reader and one loader for both."""
 
 import gzip
 
 import numpy as np
 
-__all__ = ["IDX_SPLITS", "find_idx_folder", "load_idx_split", "read_idx"]
+__all__ = ["IDX_SPLITS", "load_idx_dataset", "read_idx"]
 
 #: File stems of the two splits, as the datasets' authors distribute them.
 IDX_SPLITS = {
@@ -36,22 +36,30 @@ def read_idx(path):
     return array.reshape(shape)
 
 
-def find_idx_folder(candidates):
-    """The first folder of ``candidates`` that holds all four files, or None."""
-    for folder in candidates:
-        if all(_idx_file(folder, stem) is not None for pair in IDX_SPLITS.values() for stem in pair):
-            return folder
-    return None
+def load_idx_dataset(name, candidates, subset, how_to_install, n_samples=None, random_state=None):
+    """Images in [0, 1] of shape (n, 1, H, W) and int64 labels of one split of an IDX dataset.
 
-
-def load_idx_split(folder, subset, n_samples=None, random_state=None):
-    """Images in [0, 1] of shape (n, 1, H, W) and int64 labels of one split stored in ``folder``.
-
-    ``n_samples`` keeps a random subset of that size, drawn with ``random_state``
-    and kept in file order.
+    Parameters
+    ----------
+    name : str
+        The dataset's name, for error messages.
+    candidates : list of pathlib.Path
+        Folders searched in order; the first holding all four files is read.
+    subset : {"train", "test"}
+    how_to_install : str
+        Appended to the error raised when no candidate holds the files.
+    n_samples : int or None
+        Keep a random subset of this many images, drawn with ``random_state``
+        and kept in file order.
+    random_state : int, RandomState or None
     """
     if subset not in IDX_SPLITS:
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
+    stems = [stem for pair in IDX_SPLITS.values() for stem in pair]
+    folder = next((f for f in candidates if all(_idx_file(f, stem) is not None for stem in stems)), None)
+    if folder is None:
+        searched = ", ".join(str(c) for c in candidates)
+        raise FileNotFoundError(f"{name} was not found (looked in: {searched}). {how_to_install}")
     images_stem, labels_stem = IDX_SPLITS[subset]
     images = read_idx(_idx_file(folder, images_stem))
     labels = read_idx(_idx_file(folder, labels_stem)).astype(np.int64)

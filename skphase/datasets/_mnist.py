@@ -1,9 +1,15 @@
 """MNIST from a user-provided local copy of the IDX files (no download)."""
 
 from ._home import get_data_home
-from ._idx import IDX_SPLITS, find_idx_folder, load_idx_split
+from ._idx import load_idx_dataset
 
 __all__ = ["load_mnist"]
+
+_HOW_TO_INSTALL = (
+    "Put the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+    "t10k-labels-idx1-ubyte (gzipped or not) in <data_home>/mnist; data_home defaults to $SKPHASE_DATA or "
+    "~/skphase_data."
+)
 
 
 def load_mnist(subset="train", *, data_home=None, n_samples=None, random_state=None):
@@ -40,13 +46,5 @@ def load_mnist(subset="train", *, data_home=None, n_samples=None, random_state=N
     --------
     make_noisy_frame_task : the noisy-MNIST task of Radhakrishnan et al.
     """
-    if subset not in IDX_SPLITS:
-        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
-    folder = get_data_home(data_home) / "mnist"
-    if find_idx_folder([folder]) is None:
-        raise FileNotFoundError(
-            f"MNIST was not found in {folder}. Put the four IDX files train-images-idx3-ubyte, "
-            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (gzipped or not) "
-            "in that folder, or set data_home / $SKPHASE_DATA to the folder that contains mnist/."
-        )
-    return load_idx_split(folder, subset, n_samples, random_state)
+    return load_idx_dataset("MNIST", [get_data_home(data_home) / "mnist"], subset, _HOW_TO_INSTALL, n_samples,
+                            random_state)
