@@ -31,6 +31,7 @@ import torch
 import skphase
 from skphase.datasets import load_fashion_mnist
 from skphase.metrics import layerwise_class_separation
+from skphase.utils import retain_freed_memory
 
 MEASURES = ("fisher_ratio", "calinski_harabasz", "ncm_accuracy", "probe_accuracy")
 
@@ -84,6 +85,7 @@ def main():
     if not hasattr(skphase, "ScatteringPhaseCollapse"):
         sys.exit("This example needs skphase.ScatteringPhaseCollapse, which this installation does not provide.")
     torch.set_num_threads(args.threads)
+    retain_freed_memory()  # large freed activations are reused, not page-faulted in again
     X, y = load_fashion_mnist("train", n_samples=args.n_train, random_state=args.seed)
     X_test, y_test = load_fashion_mnist("test", n_samples=args.n_test, random_state=args.seed)
     print(f"Fashion-MNIST: {len(X)} training images (class means, probes), {len(X_test)} held-out images; "

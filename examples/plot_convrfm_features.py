@@ -45,6 +45,7 @@ from sklearn.model_selection import StratifiedShuffleSplit  # noqa: E402
 from skphase.datasets import load_fashion_mnist, load_mnist, make_noisy_frame_task, make_star_task  # noqa: E402
 from skphase.estimators import ConvRFM  # noqa: E402
 from skphase.metrics import nfa_correlation, pearson_matrix_correlation  # noqa: E402
+from skphase.utils import retain_freed_memory  # noqa: E402
 
 
 def star_experiment(seeds, n_test):
@@ -274,6 +275,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    retain_freed_memory()  # large freed activations are reused, not page-faulted in again
     if args.noisy_kernel is None:
         on_gpu = torch.cuda.is_available() and args.device != "cpu"
         args.noisy_kernel = PAPER_NOISY["kernel"] if on_gpu else "laplace"

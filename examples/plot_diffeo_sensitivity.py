@@ -42,6 +42,7 @@ from skphase import ScatteringPhaseCollapse
 from skphase.datasets import load_fashion_mnist
 from skphase.metrics import layerwise_sensitivity
 from skphase.nn import augment_batch
+from skphase.utils import retain_freed_memory
 
 
 class ConvBlock(nn.Sequential):
@@ -201,6 +202,7 @@ def main():
         args.n_train, args.n_test, args.epochs, args.spc_epochs, args.n_bootstraps = 4_000, 300, 1, 1, 200
     augmentation = None if args.augmentation == "none" else args.augmentation
     torch.set_num_threads(args.threads)
+    retain_freed_memory()  # large freed activations are reused, not page-faulted in again
     torch.manual_seed(args.seed)
     X, y = load_fashion_mnist("train", n_samples=args.n_train, random_state=args.seed)
     X_test, y_test = load_fashion_mnist("test", n_samples=args.n_test, random_state=args.seed)

@@ -7,6 +7,7 @@ import torch
 
 from skphase.nn import NONLINEARITIES, ComplexNonlinearity, ComplexProjection, ComplexStandardization, safe_modulus
 from skphase.nn import WaveletFilter
+from skphase.nn._scattering_block import column_moments, standardized_projection
 from skphase.filters import block_filter_bank
 
 
@@ -103,6 +104,61 @@ def test_standardization_uses_complex_variance_and_running_stats():
     torch.testing.assert_close(eval_mean, std.running_mean)
 
 
+def test_column_moments_match_var_mean_and_gradcheck():
+    generator = torch.Generator().manual_seed(3)
+    # A large mean against the spread: the two-pass statistics must not lose the variance.
+    flat = 1e3 + torch.randn(400, 6, generator=generator, dtype=torch.float64)
+    power, mean = column_moments(flat)
+    expected_power, expected_mean = torch.var_mean(flat, dim=0, correction=0)
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-12, atol=0)
+    torch.testing.assert_close(power, expected_power, rtol=1e-9, atol=0)
+    small = torch.randn(12, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(column_moments, (small,))
+    assert torch.autograd.gradcheck(lambda t: column_moments(t)[0], (small,))  # the mean unused
+    assert torch.autograd.gradcheck(lambda t: column_moments(t)[1], (small,))  # the variance unused
+
+
+def test_column_moments_float32_keep_the_variance_under_a_large_mean():
+    generator = torch.Generator().manual_seed(4)
+    flat = 100 + torch.randn(20000, 3, generator=generator)
+    power, _ = column_moments(flat)
+    expected, _ = torch.var_mean(flat.double(), dim=0, correction=0)
+    torch.testing.assert_close(power.double(), expected, rtol=1e-4, atol=0)
+
+
+def test_standardized_projection_equals_the_two_modules_in_training():
+    generator = torch.Generator().manual_seed(5)
+    proj = ComplexProjection(3, 2, 4, generator=generator).double()
+    fused_std, plain_std = ComplexStandardization(3, 2).double(), ComplexStandardization(3, 2).double()
+    flat = (2 + torch.randn(60, 8, generator=generator, dtype=torch.float64)).requires_grad_()
+    fused = standardized_projection(flat, fused_std, proj)
+    plain = proj(flat, *plain_std(flat))
+    torch.testing.assert_close(fused, plain)
+    torch.testing.assert_close(fused_std.running_mean, plain_std.running_mean)
+    torch.testing.assert_close(fused_std.running_var, plain_std.running_var)
+    grad_out = torch.randn(fused.shape, generator=generator, dtype=torch.float64)
+    inputs = [flat, proj.weight_real, proj.weight_imag]
+    for fused_grad, plain_grad in zip(torch.autograd.grad(fused, inputs, grad_out),
+                                      torch.autograd.grad(plain, inputs, grad_out)):
+        torch.testing.assert_close(fused_grad, plain_grad)
+
+
+@pytest.mark.parametrize("product", ["convolution", "matrix"])
+def test_standardized_projection_gradcheck(product, monkeypatch):
+    from skphase.nn import _scattering_block
+    from skphase.nn._scattering_block import _StandardizedProjection
+
+    if product == "matrix":  # the GPU's path, run on the CPU
+        monkeypatch.setattr(_scattering_block, "CONVOLUTION_DEVICES", ())
+
+    generator = torch.Generator().manual_seed(6)
+    flat = (1 + torch.randn(10, 7, generator=generator, dtype=torch.float64)).requires_grad_()
+    matrix = torch.randn(4, 7, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda f, m: _StandardizedProjection.apply(f, m, 2, 1e-5)[0], (flat, matrix))
+    # the weights alone (the first block's input needs no gradient)
+    assert torch.autograd.gradcheck(lambda m: _StandardizedProjection.apply(flat.detach(), m, 2, 1e-5)[0], (matrix,))
+
+
 def test_projection_folds_the_standardisation():
     proj = ComplexProjection(2, 1, 3, generator=torch.Generator().manual_seed(0)).double()
     generator = torch.Generator().manual_seed(2)
@@ -110,13 +166,18 @@ def test_projection_folds_the_standardisation():
     torch.testing.assert_close(proj(x, mean, scale), proj((x - mean) * scale))
 
 
+FILTER_PATHS = ["dense", "dense_one_product", "toeplitz"]
+
+
 def _force_path(layer, path):
-    """Make ``layer`` filter with its dense matrices or with its Toeplitz rows, whatever the size."""
-    layer.DENSE_COST_RATIO = float("inf") if path == "dense" else 0.0
+    """Make ``layer`` filter with its dense matrices (per image, or one product over the batch)
+    or with its Toeplitz rows, whatever the size and the number of channels."""
+    layer.DENSE_COST_RATIO = 0.0 if path == "toeplitz" else float("inf")
+    layer.MIN_BATCHED_CHANNELS = float("inf") if path == "dense_one_product" else 0
     return layer
 
 
-@pytest.mark.parametrize("path", ["dense", "toeplitz"])
+@pytest.mark.parametrize("path", FILTER_PATHS)
 @pytest.mark.parametrize("kind, size", [("standard", 12), ("standard", 11), ("factorized_first", 10)])
 @pytest.mark.parametrize("complex_input", [False, True])
 def test_wavelet_filter_equals_complex_convolution(complex_input, kind, size, path):
@@ -141,7 +202,7 @@ def test_wavelet_filter_equals_complex_convolution(complex_input, kind, size, pa
     torch.testing.assert_close(im, expected.imag)
 
 
-@pytest.mark.parametrize("path", ["dense", "toeplitz"])
+@pytest.mark.parametrize("path", FILTER_PATHS)
 def test_wavelet_filter_gradcheck(path):
     layer = _force_path(WaveletFilter(2, "standard", True).double(), path)
     x = torch.randn(1, 5, 6, 2, dtype=torch.float64, requires_grad=True)
@@ -193,7 +254,7 @@ def _reference_block(block, x, L, complex_input):
     return torch.cat([out.real, out.imag], dim=-1)
 
 
-@pytest.mark.parametrize("path", ["dense", "toeplitz"])
+@pytest.mark.parametrize("path", FILTER_PATHS)
 @pytest.mark.parametrize("variant", ["lscat", "lscat+skip"])
 @pytest.mark.parametrize("kind", ["modulus", "soft_threshold"])
 @pytest.mark.parametrize("complex_input", [False, True])

@@ -2,6 +2,7 @@
 
 from ._device import resolve_device
 from ._images import check_images, infer_image_shape, is_integer, min_image_size_error
+from ._memory import retain_freed_memory
 from ._progress import progress_bar
 from ._torch import iter_batches, make_generator, map_batches, seed_from_random_state, to_numpy
 
@@ -15,6 +16,7 @@ __all__ = [
     "min_image_size_error",
     "progress_bar",
     "resolve_device",
+    "retain_freed_memory",
     "seed_from_random_state",
     "to_numpy",
 ]
