@@ -50,9 +50,10 @@ CONFIGS = {
         scattering=dict(J=2, L=8),
     ),
     "fashion-mnist": dict(
-        # L = 8 orientations and weight decay 5e-4: after 4 epochs 92.5 % test accuracy, where L = 4
-        # reached 91.0 % (91.2 % with weight decay 5e-4), at about twice the cost per epoch.
-        network=dict(widths=(64, 128, 256), L=8, batch_size=128, learning_rate_init=0.05, weight_decay=5e-4,
+        # L = 8 orientations: after 4 epochs 92.5 % test accuracy, where L = 4 reached 91.0 %, at about
+        # twice the cost per epoch. Weight decay 1e-3: 92.46 % on a validation split (50,000 / 10,000
+        # training images, 4 epochs) against 92.24 % with 5e-4, which overfits over 9 epochs.
+        network=dict(widths=(64, 128, 256), L=8, batch_size=128, learning_rate_init=0.05, weight_decay=1e-3,
                      max_iter=9),
         scattering=dict(J=2, L=8),
     ),
