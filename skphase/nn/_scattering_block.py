@@ -245,11 +245,15 @@ def _channel_variance(power, n_complex):
     return torch.cat([power[:k] + power[k:2 * k], power[2 * k:]])
 
 
-def _column_scale(var, n_complex, eps):
-    """Per-column factor ``1 / sqrt(var + eps)``, a complex channel's repeated on its two columns."""
+def _per_column(values, n_complex):
+    """Per-channel ``values`` spread over the columns: a complex channel's on both of its columns."""
     k = n_complex
-    scale = torch.rsqrt(var + eps)
-    return torch.cat([scale[:k], scale[:k], scale[k:]])
+    return torch.cat([values[:k], values[:k], values[k:]])
+
+
+def _column_scale(var, n_complex, eps):
+    """Per-column factor ``1 / sqrt(var + eps)`` from the per-channel variance."""
+    return _per_column(torch.rsqrt(var + eps), n_complex)
 
 
 class ComplexStandardization(nn.Module):
@@ -363,16 +367,14 @@ class _StandardizedProjection(torch.autograd.Function):
         scale = _column_scale(var, n_complex, eps)
         effective = matrix * scale
         out = pointwise_linear(flat, effective, -(effective @ mean))
-        ctx.save_for_backward(flat, matrix, mean, scale)
+        ctx.save_for_backward(flat, matrix, mean, scale, effective)
         ctx.n_complex = n_complex
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
-        flat, matrix, mean, scale = ctx.saved_tensors
-        k = ctx.n_complex
-        effective = matrix * scale
+        flat, matrix, mean, scale, effective = ctx.saved_tensors
         needs = ctx.needs_input_grad[:2]
         grad_flat, grad_effective = _pointwise_linear_grads(grad_out, flat, effective, (needs[0], True))
         out_sums = _column_sums(grad_out)
@@ -382,9 +384,11 @@ class _StandardizedProjection(torch.autograd.Function):
             return None, grad_matrix, None, None
         # Through the statistics: mean directly, scale = (var + eps)^(-1/2) through the variance.
         grad_mean = -(out_sums @ effective)
-        grad_var_columns = (grad_effective * matrix).sum(0) * (-0.5 * scale**3)
-        shared = grad_var_columns[:k] + grad_var_columns[k:2 * k]  # a complex channel's two columns
-        grad_power = torch.cat([shared, shared, grad_var_columns[2 * k:]])
+        # A channel's variance sums its columns' powers and sets both its columns' scales, so its
+        # gradient gathers the two columns (as the variance does) and reaches both powers.
+        grad_scale_as_var = (grad_effective * matrix).sum(0) * (-0.5 * scale**3)
+        grad_var = _channel_variance(grad_scale_as_var, ctx.n_complex)
+        grad_power = _per_column(grad_var, ctx.n_complex)
         return _add_moments_gradient(grad_flat, flat, mean, grad_power, grad_mean), grad_matrix, None, None
 
 
