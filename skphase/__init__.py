@@ -6,8 +6,10 @@ Estimators live at the top level; measurements in :mod:`skphase.metrics`, data i
 banks in :mod:`skphase.filters`.
 """
 
-from .estimators import ConvRFM, DTCWPTFeatures, PhaseCollapse, ScatteringPhaseCollapse, ScatteringTransform
+from . import estimators
+from .estimators import (ConvRFM, ConvRFMRegressor, DTCWPTFeatures, PhaseCollapse, ScatteringPhaseCollapse,
+                         ScatteringTransform)
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ConvRFM", "DTCWPTFeatures", "PhaseCollapse", "ScatteringPhaseCollapse", "ScatteringTransform"]
+__all__ = list(estimators.__all__)

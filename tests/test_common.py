@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skphase import ConvRFM, DTCWPTFeatures, ScatteringPhaseCollapse, ScatteringTransform
+from skphase import ConvRFM, ConvRFMRegressor, DTCWPTFeatures, ScatteringPhaseCollapse, ScatteringTransform
 
 # Small configurations: the checks fit many times on tiny data (flat rows of d
 # values are read as sqrt(d) x sqrt(d) images, or 1 x d signals).
@@ -13,6 +13,7 @@ ESTIMATORS = [
     DTCWPTFeatures(J=1, device="cpu"),
     # float64: in float32 kernel sums differ by ~1e-6 between batch compositions (subset invariance).
     ConvRFM(patch_size=1, n_iter=1, dtype="float64", batch_size=64, device="cpu", random_state=0),
+    ConvRFMRegressor(patch_size=1, n_iter=1, dtype="float64", batch_size=64, device="cpu", random_state=0),
 ]
 
 _ROW_ORDER = (

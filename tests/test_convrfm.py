@@ -1,4 +1,4 @@
-"""ConvRFM: reduction to RFM on flattened data, model selection, filters, deep stacking, sklearn contract."""
+"""ConvRFM and ConvRFMRegressor: reduction to RFM on flattened data, model selection, filters, deep stacking."""
 
 import pickle
 
@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.pipeline import Pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skphase.datasets import load_digits_images, make_star_task
-from skphase.estimators import ConvRFM
+from skphase.estimators import ConvRFM, ConvRFMRegressor
 
 
 def _reference_rfm(X, Y, n_iter, bandwidth, alpha):
@@ -168,15 +167,83 @@ def test_one_agop_step_learns_the_star_task():
     assert share[2] < 0.3 < share[:2].min()
 
 
-@parametrize_with_checks([ConvRFM(patch_size=1, n_iter=1, dtype="float64", batch_size=64, device="cpu",
-                                  random_state=0)])
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+def _hidden_filter_task(n, seed):
+    """Mean over 3 x 3 patches of ``(w . patch)^2`` for a hidden unit filter ``w``, on 6 x 6 noise images."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 1, 6, 6))
+    w = rng.standard_normal(9)
+    w /= np.linalg.norm(w)
+    patches = np.lib.stride_tricks.sliding_window_view(X[:, 0], (3, 3), axis=(1, 2)).reshape(n, 16, 9)
+    return X, ((patches @ w) ** 2).mean(1), w
+
+
+def test_regressor_with_one_patch_covering_the_image_is_rfm_on_flat_data(digits):
+    X, y = digits
+    X = X[:60, :, 1:6, 1:6].astype(np.float64)
+    Y = np.stack([X.mean((1, 2, 3)), y[:60] / 9.0], axis=1)  # two real targets
+    reg = ConvRFMRegressor(patch_size=5, n_iter=2, validation_fraction=0, dtype="float64", bandwidth=5.0,
+                           alpha=1e-3, device="cpu").fit(X, Y)
+    M_ref, coef_ref = _reference_rfm(X, Y, 2, 5.0, 1e-3)
+    np.testing.assert_allclose(reg.M_, M_ref.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(reg.dual_coef_.numpy(), coef_ref.numpy(), rtol=1e-5, atol=1e-6)
+    T = torch.as_tensor(reg.transform_matrix_)
+    K = torch.exp(-torch.cdist(torch.as_tensor(X[:10] + 0.01).reshape(10, -1) @ T.T,
+                               torch.as_tensor(X).reshape(60, -1) @ T.T) / 5.0)
+    prediction = reg.predict(X[:10] + 0.01)
+    assert prediction.shape == (10, 2) and reg.n_outputs_ == 2
+    np.testing.assert_allclose(prediction, (K @ coef_ref).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_classifier_is_the_regressor_on_one_hot_targets(digits):
+    X, y = digits
+    fit = dict(n_iter=2, validation_fraction=0, dtype="float64", device="cpu", random_state=0)
+    clf = ConvRFM(**fit).fit(X[:100], y[:100])
+    reg = ConvRFMRegressor(**fit).fit(X[:100], np.eye(10)[y[:100]])
+    np.testing.assert_allclose(reg.M_, clf.M_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(reg.predict(X[100:150]), clf.decision_function(X[100:150]), rtol=1e-10, atol=1e-12)
+
+
+def test_regressor_learns_a_hidden_filter_and_selects_on_validation():
+    X, y, w = _hidden_filter_task(500, seed=1)
+    reg = ConvRFMRegressor(n_iter=3, validation_fraction=0.2, device="cpu", random_state=0).fit(X[:400], y[:400])
+    scores = reg.validation_scores_
+    assert scores.shape == (4,) and np.all(scores <= 1)
+    assert reg.best_iteration_ == int(np.argmax(scores)) > 0
+    top = np.linalg.eigh(reg.M_)[1][:, -1]
+    assert abs(top @ w) > 0.9
+    staged = reg.staged_score(X[400:], y[400:])
+    assert staged[-1] > staged[0] + 0.1
+    # The refitted model (every training image a centre) predicts as well as the selected stage.
+    assert reg.score(X[400:], y[400:]) > staged[0] + 0.1
+    assert [p.shape for p in reg.staged_predict(X[400:410])] == [(10,)] * 4
+
+
+def test_regressor_targets_shapes_errors_and_pickling(digits):
+    X, y = digits
+    X, target = X[:60], y[:60].astype(float)
+    column = ConvRFMRegressor(n_iter=1, device="cpu", random_state=0).fit(X, target[:, None])
+    assert column.predict(X[:5]).shape == (5, 1) and column.n_outputs_ == 1
+    flat = ConvRFMRegressor(n_iter=1, device="cpu", random_state=0).fit(X, target)
+    np.testing.assert_allclose(flat.predict(X[:5]), column.predict(X[:5])[:, 0])
+    with pytest.raises(ValueError, match="NaN"):
+        ConvRFMRegressor(device="cpu").fit(X, np.where(np.arange(60) == 3, np.nan, target))
+    with pytest.raises(ValueError, match="n_outputs"):
+        ConvRFMRegressor(device="cpu").fit(X, np.zeros((60, 2, 2)))
+    with pytest.raises(ValueError, match="59 targets for 60 images"):
+        ConvRFMRegressor(device="cpu").fit(X, target[:59])
+    with pytest.raises(ValueError, match="channel"):
+        flat.predict(np.zeros((2, 3, 8, 8)))
+    assert not hasattr(flat, "decision_function")
+    restored = pickle.loads(pickle.dumps(flat))
+    np.testing.assert_array_equal(restored.predict(X[:30]), flat.predict(X[:30]))
 
 
 @pytest.mark.gpu
-def test_cuda_fit_matches_cpu(digits):
+@pytest.mark.parametrize("estimator", [ConvRFM, ConvRFMRegressor])
+def test_cuda_fit_matches_cpu(digits, estimator):
     X, y = digits
-    cpu = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X[:80], y[:80])
-    gpu = ConvRFM(n_iter=1, dtype="float64", device="cuda", random_state=0).fit(X[:80], y[:80])
+    target = y[:80] if estimator is ConvRFM else y[:80] / 9.0
+    cpu = estimator(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X[:80], target)
+    gpu = estimator(n_iter=1, dtype="float64", device="cuda", random_state=0).fit(X[:80], target)
     np.testing.assert_allclose(gpu.M_, cpu.M_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gpu.predict(X[80:100]), cpu.predict(X[80:100]), rtol=1e-6, atol=1e-8)

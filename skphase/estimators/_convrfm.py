@@ -1,4 +1,9 @@
-"""ConvRFM: a convolutional recursive feature machine, learning patch features through the patch AGOP."""
+"""ConvRFM: convolutional recursive feature machines, learning patch features through the patch AGOP.
+
+:class:`ConvRFM` (classifier) and :class:`ConvRFMRegressor` share one
+implementation, :class:`_BaseConvRFM`; they differ only in how targets are
+encoded and how the validation split scores an iteration.
+"""
 
 import numbers
 import time
@@ -9,14 +14,16 @@ from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
     ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
     TransformerMixin,
     _fit_context,
 )
+from sklearn.metrics import r2_score
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ..nn._agop import patch_agop_from_patches
 from ..nn._patch_kernels import (
@@ -32,12 +39,10 @@ from ..nn._patch_kernels import (
 from ..utils import make_generator, seed_from_random_state, to_numpy
 from ._base import ImageEstimatorMixin
 
-__all__ = ["ConvRFM"]
+__all__ = ["ConvRFM", "ConvRFMRegressor"]
 
-
-class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator):
-    """Convolutional recursive feature machine (ConvRFM) classifier.
-
+# Shared by the docstrings of both estimators (filled in by ``_shared_docs``).
+_METHOD_DOC = """\
     Alternates kernel ridge regression with a convolutional patch kernel
     ``K(x, z) = (1/P) sum_p k(T x_p, T z_p)`` and the update of the patch
     transform ``T`` from the patch AGOP ``G`` of the fitted predictor
@@ -45,20 +50,12 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     neural networks"): iteration 0 is the fixed kernel (``T = I``), each
     following iteration sets ``T = G^agop_power`` (normalised), so that the
     Mahalanobis matrix ``M = T^T T`` is ``G^(2 agop_power)`` -- proportional to
-    ``G`` for the default ``1/2``. The iteration with the best accuracy on a
+    ``G`` for the default ``1/2``. The iteration with the best {score} on a
     held-out validation split of the training data is kept and the ridge
-    regression is refitted on all the training data with its ``T``.
+    regression is refitted on all the training data with its ``T``. The ridge
+    regression has no intercept (as kernel ridge regression in scikit-learn)."""
 
-    ``transform`` applies the learned filters as a convolution, so a deep
-    ConvRFM is a pipeline of ConvRFMs, each fitted on the feature maps of the
-    previous one::
-
-        layer1 = ConvRFM(n_filters=64)
-        # layer1.output_shape_ gives the (C, H, W) of its feature maps after fit
-        deep = Pipeline([("layer1", layer1), ("layer2", ConvRFM(image_shape=(64, 26, 26)))])
-
-    Parameters
-    ----------
+_PARAMETERS_DOC = """\
     kernel : {"laplace", "gaussian", "ntk"}, default="laplace"
         Patch kernel: Laplace ``exp(-||a - b|| / L)`` (the RFM standard),
         Gaussian ``exp(-||a - b||^2 / (2 L^2))``, or the NTK of a ReLU conv
@@ -105,11 +102,9 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     random_state : int, RandomState or None, default=None
         Seeds the validation split, the AGOP subset and sampled filters.
     verbose : int, default=0
-        Print the validation accuracy of each iteration (when there is a validation split).
+        Print the validation score of each iteration (when there is a validation split)."""
 
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
+_ATTRIBUTES_DOC = """\
     M_ : ndarray of shape (d, d)
         Mahalanobis matrix of the selected iteration, ``d = C q_h q_w``.
     transform_matrix_ : ndarray of shape (d, d)
@@ -117,7 +112,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     filters_ : ndarray of shape (n_filters, C, q_h, q_w)
         Learned convolution filters used by ``transform``.
     validation_scores_ : ndarray of shape (n_iter + 1,)
-        Validation accuracy of each iteration (NaN without a validation split).
+        Validation {score} of each iteration (NaN without a validation split).
     best_iteration_ : int
         Index of the selected iteration (0 = fixed kernel).
     agop_eigenvalues_ : list of ndarray
@@ -131,18 +126,30 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     output_shape_ : tuple of int
         ``(n_filters, H_out, W_out)``: shape of one transformed image.
     image_shape_, n_features_in_, feature_names_in_, device_
-        As for every skphase estimator.
+        As for every skphase estimator."""
 
-    Examples
-    --------
-    >>> from skphase.estimators import ConvRFM
-    >>> from skphase.datasets import load_digits_images
-    >>> X, y = load_digits_images()
-    >>> clf = ConvRFM(n_iter=1, device="cpu", random_state=0).fit(X[:300], y[:300])
-    >>> clf.M_.shape, clf.validation_scores_.shape
-    ((9, 9), (2,))
-    >>> bool(clf.score(X[300:500], y[300:500]) > 0.8)
-    True
+
+def _shared_docs(score):
+    """Fill the shared sections of a ConvRFM estimator's docstring; ``score`` names its validation score."""
+
+    def decorate(cls):
+        if cls.__doc__ is None:  # python -OO strips docstrings
+            return cls
+        # Placeholders stand on lines of their own, indented like the text that replaces them.
+        cls.__doc__ = (cls.__doc__.replace("    {method}", _METHOD_DOC.replace("{score}", score))
+                       .replace("    {parameters}", _PARAMETERS_DOC)
+                       .replace("    {attributes}", _ATTRIBUTES_DOC.replace("{score}", score)))
+        return cls
+
+    return decorate
+
+
+class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Fit, AGOP iterations, model selection, staged outputs and filters shared by the ConvRFM estimators.
+
+    A subclass encodes the targets (``_encode_targets``), scores an
+    iteration's outputs on the validation split (``_validation_score``) and
+    turns kernel ridge outputs into predictions.
     """
 
     _parameter_constraints = {
@@ -193,6 +200,16 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         self.random_state = random_state
         self.verbose = verbose
 
+    # ------------------------------------------------------ subclass hooks
+    def _encode_targets(self, y):
+        """Return ``(Y, truth, strata)``: the ridge targets ``(n, n_outputs)`` as a numpy array, the
+        validation truth for ``_validation_score`` and the labels to stratify the split by (or None)."""
+        raise NotImplementedError
+
+    def _validation_score(self, outputs, truth):
+        """Score (higher is better) of the ridge ``outputs`` (numpy, ``(n_val, n_outputs)``) against ``truth``."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ helpers
     def _geometry(self):
         return dict(patch_size=_pair(self.patch_size, "patch_size"), stride=_pair(self.stride, "stride"),
@@ -233,24 +250,25 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
                              "decrease alpha.")
         return T * (T.shape[0] / trace).sqrt()
 
-    def _split(self, y_enc, n_samples):
+    def _split(self, n_samples, strata):
+        """Train/validation indices, stratified by ``strata`` when given and possible; None for no split."""
         if self.validation_fraction == 0:
             return None
         n_val = int(np.ceil(self.validation_fraction * n_samples))
-        counts = np.bincount(y_enc)
         seed = seed_from_random_state(self._rng)
-        if n_val >= n_samples - 1 or n_val < 1:
+        if n_val < 2 or n_val >= n_samples - 1:  # one held-out sample cannot rank the iterations
             return None
-        if counts.min() >= 2 and n_val >= len(counts) and n_samples - n_val >= len(counts):
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
-        else:
-            splitter = ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
-        train, val = next(splitter.split(np.zeros(n_samples), y_enc))
-        if len(np.unique(y_enc[train])) < 2:
+        splitter = ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+        if strata is not None:
+            counts = np.bincount(strata)
+            if counts.min() >= 2 and n_val >= len(counts) and n_samples - n_val >= len(counts):
+                splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+        train, val = next(splitter.split(np.zeros(n_samples), strata))
+        if strata is not None and len(np.unique(strata[train])) < 2:
             return None
         return train, val
 
-    def _run_iterations(self, patches_train, Y_train, patches_val, y_val):
+    def _run_iterations(self, patches_train, Y_train, patches_val, truth_val):
         """Fit ``n_iter + 1`` models; return the per-iteration states and validation scores."""
         d = patches_train.shape[-1]
         T = torch.eye(d, device=self.device_, dtype=self._dtype)
@@ -262,13 +280,14 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
             coef = self._solve(self._kernel(A), Y_train)
             stages.append((T, coef))
             if patches_val is not None:
-                pred = (self._kernel(transform_patches(patches_val, T), A) @ coef).argmax(1)
-                scores.append(float((pred.cpu().numpy() == y_val).mean()))
+                outputs = to_numpy(self._kernel(transform_patches(patches_val, T), A) @ coef)
+                scores.append(self._validation_score(outputs, truth_val))
             else:
                 scores.append(np.nan)
             if self.verbose:
-                score = "no validation split" if patches_val is None else f"validation accuracy {scores[-1]:.4f}"
-                print(f"ConvRFM iteration {iteration}: {score} ({time.perf_counter() - start:.0f} s)", flush=True)
+                score = "no validation split" if patches_val is None else f"validation score {scores[-1]:.4f}"
+                print(f"{type(self).__name__} iteration {iteration}: {score} "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)
             if iteration == self.n_iter:
                 break
             rows = patches_train
@@ -285,29 +304,24 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
     # --------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Fit the ConvRFM on images ``X`` and labels ``y``.
+        """Fit on images ``X`` and targets ``y``.
 
         Parameters
         ----------
         X : array-like of shape (n, C, H, W), (n, H, W) or (n, d)
-        y : array-like of shape (n,)
+        y : array-like of shape (n,) (or (n, n_outputs) for the regressor)
 
         Returns
         -------
         self
         """
+        name = type(self).__name__
         if y is None:
-            raise ValueError("ConvRFM requires y to be passed, but the target y is None.")
-        images = self._validate_images(X, reset=True)
-        y = column_or_1d(y, warn=True)
-        if y.shape[0] != images.shape[0]:
-            raise ValueError(f"y has {y.shape[0]} labels for {images.shape[0]} images; pass one label per image.")
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(f"ConvRFM needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r}).")
-        y_enc = encoder.transform(y)
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        images = self._validate_images(X, reset=True, min_samples=2)  # one image has no gradient to learn from
+        Y, truth, strata = self._encode_targets(y)
+        if Y.shape[0] != images.shape[0]:
+            raise ValueError(f"y has {Y.shape[0]} targets for {images.shape[0]} images; pass one per image.")
         self._resolve_device()
         self._dtype = torch.float32 if self.dtype == "float32" else torch.float64
         self._grid = patch_grid_shape(images.shape[-2:], **self._geometry())
@@ -315,8 +329,8 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         self._generator = make_generator(self._rng)
 
         patches = self._patches(images)
-        Y = torch.nn.functional.one_hot(torch.as_tensor(y_enc), len(self.classes_)).to(self.device_, self._dtype)
-        split = self._split(y_enc, images.shape[0])
+        Y = torch.as_tensor(Y).to(self.device_, self._dtype)
+        split = self._split(images.shape[0], strata)
         self.agop_eigenvalues_ = []
         if split is None:
             stages, scores = self._run_iterations(patches, Y, None, None)
@@ -324,7 +338,7 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
             T, coef = stages[best]
         else:
             train, val = (torch.as_tensor(s, device=patches.device) for s in split)
-            stages, scores = self._run_iterations(patches[train], Y[train], patches[val], y_enc[split[1]])
+            stages, scores = self._run_iterations(patches[train], Y[train], patches[val], truth[split[1]])
             best = int(np.nanargmax(scores))
             T = stages[best][0]
             # Refit the ridge regression with the chosen features on every training sample.
@@ -357,7 +371,8 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         return to_numpy(root).reshape(-1, n_channels, qh, qw).astype(np.float32)
 
     # ------------------------------------------------------------- prediction
-    def _decision(self, X, T, coef, centers):
+    def _ridge_outputs(self, X, T, coef, centers):
+        """Kernel ridge outputs ``(n, n_outputs)`` (float64 numpy) of the model ``(T, coef, centers)``."""
         images = self._validate_images(X, reset=False)
         B = transform_patches(self._patches(centers), T)
         outputs = []
@@ -365,53 +380,17 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         for start in range(0, images.shape[0], self.batch_size):
             A = transform_patches(self._patches(images[start : start + self.batch_size]), T)
             outputs.append(to_numpy(self._kernel(A, B) @ coef))
-        return np.concatenate(outputs)
+        return np.concatenate(outputs).astype(np.float64)
 
-    def decision_function(self, X):
-        """Kernel ridge outputs, one column per class (a single column for two classes).
-
-        Returns
-        -------
-        ndarray of shape (n,) or (n, n_classes)
-            For two classes, positive values vote for ``classes_[1]``.
-        """
+    def _fitted_outputs(self, X):
         check_is_fitted(self)
-        scores = self._decision(X, self._T, self.dual_coef_, self.centers_)
-        return self._format_decision(scores)
+        return self._ridge_outputs(X, self._T, self.dual_coef_, self.centers_)
 
-    def _format_decision(self, scores):
-        scores = scores.astype(np.float64)
-        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
-
-    def predict(self, X):
-        """Predicted class of each image."""
-        check_is_fitted(self)
-        scores = self._decision(X, self._T, self.dual_coef_, self.centers_)
-        return self.classes_[scores.argmax(1)]
-
-    def staged_decision_function(self, X):
-        """Decision function of each iteration's model (fitted on the training split), in order.
-
-        Useful to trace test accuracy over the AGOP iterations; model
-        selection itself only uses the validation split.
-
-        Yields
-        ------
-        ndarray of shape (n,) or (n, n_classes)
-        """
+    def _staged_outputs(self, X):
+        """Ridge outputs of each iteration's model (fitted on the training split), in order."""
         check_is_fitted(self)
         for T, coef in self._stages:
-            T, coef = T.to(self.device_), coef.to(self.device_)
-            yield self._format_decision(self._decision(X, T, coef, self._stage_centers))
-
-    def staged_score(self, X, y):
-        """Accuracy of each iteration's model on ``(X, y)``; returns an array of length ``n_iter_ + 1``."""
-        y = np.asarray(y)
-        scores = []
-        for decision in self.staged_decision_function(X):
-            labels = (decision > 0).astype(int) if decision.ndim == 1 else decision.argmax(1)
-            scores.append(float((self.classes_[labels] == y).mean()))
-        return np.asarray(scores)
+            yield self._ridge_outputs(X, T.to(self.device_), coef.to(self.device_), self._stage_centers)
 
     def transform(self, X):
         """Feature maps of the learned filters: ``conv2d(X, filters_)``, flattened.
@@ -435,4 +414,189 @@ class ConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMi
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+@_shared_docs(score="accuracy")
+class ConvRFM(ClassifierMixin, _BaseConvRFM):
+    """Convolutional recursive feature machine (ConvRFM) classifier.
+
+    {method}
+
+    Classes are one-hot targets of the ridge regression; the class with the
+    largest output is predicted.
+
+    ``transform`` applies the learned filters as a convolution, so a deep
+    ConvRFM is a pipeline of ConvRFMs, each fitted on the feature maps of the
+    previous one::
+
+        layer1 = ConvRFM(n_filters=64)
+        # layer1.output_shape_ gives the (C, H, W) of its feature maps after fit
+        deep = Pipeline([("layer1", layer1), ("layer2", ConvRFM(image_shape=(64, 26, 26)))])
+
+    Parameters
+    ----------
+    {parameters}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    {attributes}
+
+    See Also
+    --------
+    ConvRFMRegressor : the same machine for real-valued targets.
+
+    Examples
+    --------
+    >>> from skphase.estimators import ConvRFM
+    >>> from skphase.datasets import load_digits_images
+    >>> X, y = load_digits_images()
+    >>> clf = ConvRFM(n_iter=1, device="cpu", random_state=0).fit(X[:300], y[:300])
+    >>> clf.M_.shape, clf.validation_scores_.shape
+    ((9, 9), (2,))
+    >>> bool(clf.score(X[300:500], y[300:500]) > 0.8)
+    True
+    """
+
+    def _encode_targets(self, y):
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(f"ConvRFM needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r}).")
+        y_enc = encoder.transform(y)
+        return np.eye(len(self.classes_))[y_enc], y_enc, y_enc
+
+    def _validation_score(self, outputs, truth):
+        return float((outputs.argmax(1) == truth).mean())
+
+    def _format_decision(self, outputs):
+        return outputs[:, 1] - outputs[:, 0] if len(self.classes_) == 2 else outputs
+
+    def decision_function(self, X):
+        """Kernel ridge outputs, one column per class (a single column for two classes).
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, n_classes)
+            For two classes, positive values vote for ``classes_[1]``.
+        """
+        return self._format_decision(self._fitted_outputs(X))
+
+    def predict(self, X):
+        """Predicted class of each image."""
+        outputs = self._fitted_outputs(X)  # checks the fit before classes_ is read
+        return self.classes_[outputs.argmax(1)]
+
+    def staged_decision_function(self, X):
+        """Decision function of each iteration's model (fitted on the training split), in order.
+
+        Useful to trace test accuracy over the AGOP iterations; model
+        selection itself only uses the validation split.
+
+        Yields
+        ------
+        ndarray of shape (n,) or (n, n_classes)
+        """
+        for outputs in self._staged_outputs(X):
+            yield self._format_decision(outputs)
+
+    def staged_score(self, X, y):
+        """Accuracy of each iteration's model on ``(X, y)``; returns an array of length ``n_iter_ + 1``."""
+        y = np.asarray(y)
+        return np.asarray([float((self.classes_[outputs.argmax(1)] == y).mean())
+                           for outputs in self._staged_outputs(X)])
+
+
+@_shared_docs(score="R^2")
+class ConvRFMRegressor(RegressorMixin, _BaseConvRFM):
+    """Convolutional recursive feature machine (ConvRFM) for real-valued targets.
+
+    {method}
+
+    One or several real targets per image; predictions are the kernel ridge
+    outputs. Like :class:`ConvRFM`, ``transform`` applies the learned filters,
+    so the regressor can be a layer of a deep ConvRFM pipeline.
+
+    Parameters
+    ----------
+    {parameters}
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets per image.
+    {attributes}
+
+    See Also
+    --------
+    ConvRFM : the classifier.
+
+    Examples
+    --------
+    The target is the mean over 3 x 3 patches of ``(w . patch)^2`` for one
+    hidden filter ``w``; the AGOP steps find ``w`` as the top eigenvector of
+    ``M_``, and the test R^2 rises with each of them:
+
+    >>> import numpy as np
+    >>> from skphase.estimators import ConvRFMRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 1, 6, 6))
+    >>> w = rng.standard_normal(9)
+    >>> w /= np.linalg.norm(w)
+    >>> patches = np.lib.stride_tricks.sliding_window_view(X[:, 0], (3, 3), axis=(1, 2))
+    >>> y = ((patches.reshape(500, 16, 9) @ w) ** 2).mean(1)
+    >>> reg = ConvRFMRegressor(n_iter=3, validation_fraction=0, device="cpu").fit(X[:400], y[:400])
+    >>> top = np.linalg.eigh(reg.M_)[1][:, -1]
+    >>> bool(abs(top @ w) > 0.9)
+    True
+    >>> r2 = reg.staged_score(X[400:], y[400:])
+    >>> bool(np.all(np.diff(r2) > 0))
+    True
+    """
+
+    def _encode_targets(self, y):
+        y = check_array(y, ensure_2d=False, allow_nd=True, dtype=np.float64, input_name="y")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be of shape (n,) or (n, n_outputs); got an array of shape {y.shape}.")
+        self._y_is_1d = y.ndim == 1
+        Y = y.reshape(len(y), -1)
+        self.n_outputs_ = Y.shape[1]
+        return Y, Y, None
+
+    def _validation_score(self, outputs, truth):
+        return float(r2_score(truth, outputs))
+
+    def _format_prediction(self, outputs):
+        return outputs[:, 0] if self._y_is_1d else outputs
+
+    def predict(self, X):
+        """Predicted targets of each image.
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, n_outputs)
+            The shape of ``y`` in ``fit``.
+        """
+        return self._format_prediction(self._fitted_outputs(X))
+
+    def staged_predict(self, X):
+        """Predictions of each iteration's model (fitted on the training split), in order.
+
+        Yields
+        ------
+        ndarray of shape (n,) or (n, n_outputs)
+        """
+        for outputs in self._staged_outputs(X):
+            yield self._format_prediction(outputs)
+
+    def staged_score(self, X, y):
+        """R^2 of each iteration's model on ``(X, y)``; returns an array of length ``n_iter_ + 1``."""
+        return np.asarray([float(r2_score(y, prediction)) for prediction in self.staged_predict(X)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
         return tags
