@@ -402,11 +402,11 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         check_is_fitted(self)
         images = self._validate_images(X, reset=False)
         weight = torch.as_tensor(self.filters_, device=self.device_)
+        geometry = self._geometry()
         outputs = []
         for start in range(0, images.shape[0], self.batch_size):
             batch = images[start : start + self.batch_size].to(self.device_, torch.float32)
-            maps = torch.nn.functional.conv2d(batch, weight, stride=self._geometry()["stride"],
-                                              padding=self._geometry()["padding"])
+            maps = torch.nn.functional.conv2d(batch, weight, stride=geometry["stride"], padding=geometry["padding"])
             outputs.append(to_numpy(maps.flatten(1)))
         return np.concatenate(outputs).astype(np.float32)
 
@@ -472,6 +472,10 @@ class ConvRFM(ClassifierMixin, _BaseConvRFM):
     def _validation_score(self, outputs, truth):
         return float((outputs.argmax(1) == truth).mean())
 
+    def _labels(self, outputs):
+        """The class of each row of ridge outputs: the largest one."""
+        return self.classes_[outputs.argmax(1)]
+
     def _format_decision(self, outputs):
         return outputs[:, 1] - outputs[:, 0] if len(self.classes_) == 2 else outputs
 
@@ -487,8 +491,7 @@ class ConvRFM(ClassifierMixin, _BaseConvRFM):
 
     def predict(self, X):
         """Predicted class of each image."""
-        outputs = self._fitted_outputs(X)  # checks the fit before classes_ is read
-        return self.classes_[outputs.argmax(1)]
+        return self._labels(self._fitted_outputs(X))
 
     def staged_decision_function(self, X):
         """Decision function of each iteration's model (fitted on the training split), in order.
@@ -506,8 +509,7 @@ class ConvRFM(ClassifierMixin, _BaseConvRFM):
     def staged_score(self, X, y):
         """Accuracy of each iteration's model on ``(X, y)``; returns an array of length ``n_iter_ + 1``."""
         y = np.asarray(y)
-        return np.asarray([float((self.classes_[outputs.argmax(1)] == y).mean())
-                           for outputs in self._staged_outputs(X)])
+        return np.asarray([float((self._labels(outputs) == y).mean()) for outputs in self._staged_outputs(X)])
 
 
 @_shared_docs(score="R^2")
