@@ -15,12 +15,20 @@ import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..utils import check_images, resolve_device
+from ..utils._sources import as_image_source
 
 __all__ = ["ImageEstimatorMixin"]
 
 
 def _ndim(X):
     return X.ndim if isinstance(X, torch.Tensor) else np.asarray(X).ndim
+
+
+def _ndim_or_none(X):
+    """Number of dimensions of an array-like (None for a Dataset), without converting arrays."""
+    if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
+        return None
+    return X.ndim if hasattr(X, "ndim") and hasattr(X, "shape") else _ndim(X)
 
 
 class ImageEstimatorMixin:
@@ -49,19 +57,44 @@ class ImageEstimatorMixin:
             if _ndim(X) != 2 and hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             return images
+        self._check_fitted_shape(tuple(images.shape[1:]))
+        return images
+
+    def _validate_source(self, X, *, reset, min_samples=1, dtype=torch.float32, num_workers=0):
+        """Return ``X`` as an :class:`~skphase.utils._sources.ImageSource`, read batch by batch.
+
+        Like :meth:`_validate_images`, but the images stay in their own dtype and
+        storage (a memmap, uint8, a torch Dataset) until a batch is read.
+        """
+        if not reset:
+            check_is_fitted(self)
+        if _ndim_or_none(X) == 2:
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        source = as_image_source(X, image_shape=getattr(self, "image_shape", None), dtype=dtype,
+                                 min_samples=min_samples, num_workers=num_workers)
+        if reset:
+            self.image_shape_ = tuple(source.image_shape)
+            self.n_features_in_ = int(np.prod(self.image_shape_))
+            if _ndim_or_none(X) != 2 and hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            self._check_fitted_shape(source.image_shape)
+        return source
+
+    def _check_fitted_shape(self, image_shape):
+        """Raise when images of ``image_shape`` (C, H, W) differ from those seen in ``fit``."""
         n_channels, height, width = self.image_shape_
         name = type(self).__name__
-        if images.shape[1] != n_channels:
+        if image_shape[0] != n_channels:
             raise ValueError(
-                f"X has {images.shape[1]} channel(s) but {name} was fitted on images with "
+                f"X has {image_shape[0]} channel(s) but {name} was fitted on images with "
                 f"{n_channels} channel(s); transform images of the kind seen in fit."
             )
-        if tuple(images.shape[2:]) != (height, width):
+        if tuple(image_shape[1:]) != (height, width):
             raise ValueError(
-                f"X has images of size {tuple(images.shape[2:])} but {name} was fitted on "
+                f"X has images of size {tuple(image_shape[1:])} but {name} was fitted on "
                 f"images of size {(height, width)}."
             )
-        return images
 
     def _resolve_device(self):
         """Resolve the ``device`` parameter into ``device_`` (called in ``fit``)."""

@@ -1,0 +1,298 @@
+"""Image sources: the input as given (any dtype, a memmap, a torch Dataset), read one batch at a time.
+
+Estimators never convert a whole input array at once. They wrap it in an
+:class:`ImageSource`, which validates it (shape, numbers, finite values) without
+copying, and then read float batches from it with :meth:`ImageSource.read` or
+:meth:`ImageSource.batches`. Memory then grows with ``batch_size``, not with the
+number of images.
+
+What the values mean is the same for every estimator: pixel values are read as
+the numbers they are, whatever their dtype. A ``uint8`` image holding 0-255 is
+read as floats 0.0-255.0 (no rescaling to [0, 1]); divide by 255 yourself if the
+model was built for [0, 1] images.
+"""
+
+import numbers
+
+import numpy as np
+import torch
+
+from ._images import check_images, infer_image_shape
+
+__all__ = ["ImageSource", "ArrayImages", "DatasetImages", "as_image_source", "is_torch_dataset"]
+
+#: Rows checked for NaN/inf at a time when validating a large array.
+_CHECK_CHUNK_BYTES = 64 * 2**20
+
+
+def is_torch_dataset(X):
+    """True for a map-style :class:`torch.utils.data.Dataset` (not a tensor)."""
+    return isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor)
+
+
+class ImageSource:
+    """Images ``(n, C, H, W)`` read one batch at a time as float CPU tensors.
+
+    Attributes
+    ----------
+    n_samples : int
+    image_shape : tuple of int
+        ``(C, H, W)`` of one image.
+    dtype : torch.dtype
+        Floating dtype of the batches :meth:`read` returns.
+    """
+
+    n_samples: int
+    image_shape: tuple
+    dtype: torch.dtype
+
+    def __len__(self):
+        return self.n_samples
+
+    @property
+    def shape(self):
+        """``(n, C, H, W)``."""
+        return (self.n_samples,) + tuple(self.image_shape)
+
+    def read(self, index):
+        """Images at ``index`` (a slice or a 1-D integer array/tensor), as a float CPU tensor."""
+        raise NotImplementedError
+
+    def labels(self):
+        """Labels carried by the source itself (a Dataset yielding ``(image, label)``), else None."""
+        return None
+
+    def batches(self, batch_size, order=None):
+        """Yield ``(index, images)`` over ``order`` (default: all images in turn), ``batch_size`` at a time.
+
+        Parameters
+        ----------
+        batch_size : int
+        order : 1-D int64 tensor or None
+            Indices to visit, e.g. a shuffled permutation.
+        """
+        for index in _chunks(self.n_samples, batch_size, order):
+            yield index, self.read(index)
+
+    def subset(self, indices):
+        """The images at ``indices`` as another source, without reading them."""
+        raise NotImplementedError
+
+    def to_tensor(self):
+        """Every image as one float tensor (for estimators that keep their data in memory)."""
+        return self.read(slice(0, self.n_samples))
+
+
+def _chunks(n, batch_size, order):
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if order is None:
+        for start in range(0, n, batch_size):
+            yield slice(start, min(start + batch_size, n))
+    else:
+        for start in range(0, len(order), batch_size):
+            yield order[start:start + batch_size]
+
+
+class ArrayImages(ImageSource):
+    """A numpy array, memmap or torch tensor of images, kept in its own dtype.
+
+    Parameters
+    ----------
+    X : ndarray, numpy.memmap or torch.Tensor
+        ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)``; read-only arrays are fine.
+    image_shape : tuple of int or None
+        See :func:`~skphase.utils.infer_image_shape`.
+    dtype : torch.dtype, default=torch.float32
+    min_samples : int, default=1
+    name : str, default="X"
+    """
+
+    def __init__(self, X, *, image_shape=None, dtype=torch.float32, min_samples=1, name="X"):
+        self.dtype = dtype
+        self._data = _as_array(X, name)
+        # Validate the layout on an empty slice (no data read), then the values chunk by chunk.
+        empty = check_images(self._data[:0], image_shape=image_shape, min_samples=0, name=name,
+                             dtype=dtype) if self._data.ndim != 2 else None
+        if self._data.ndim == 2:
+            if self._data.shape[1] == 0:
+                raise ValueError(f"Found array with 0 feature(s) (shape={self._data.shape}) while a "
+                                 "minimum of 1 is required.")
+            self.image_shape = infer_image_shape(self._data.shape[1], image_shape)
+        else:
+            self.image_shape = tuple(empty.shape[1:])
+        self.n_samples = int(self._data.shape[0])
+        if self.n_samples < min_samples:
+            raise ValueError(
+                f"Found array with {self.n_samples} sample(s) (shape={tuple(self._data.shape)}) while a "
+                f"minimum of {min_samples} is required."
+            )
+        self._name = name
+        _check_finite(self._data, name)
+
+    def read(self, index):
+        if isinstance(index, torch.Tensor):
+            index = index.numpy() if not isinstance(self._data, torch.Tensor) else index
+        rows = self._data[index]
+        tensor = rows if isinstance(rows, torch.Tensor) else torch.from_numpy(np.array(rows, copy=True))
+        return tensor.to(dtype=self.dtype).reshape((-1,) + self.image_shape).contiguous()
+
+    def subset(self, indices):
+        out = object.__new__(ArrayImages)
+        out.__dict__.update(self.__dict__)
+        if isinstance(self._data, torch.Tensor):
+            out._data = self._data[torch.as_tensor(indices)]
+        else:
+            out._data = self._data[np.asarray(indices)]
+        out.n_samples = int(out._data.shape[0])
+        return out
+
+
+def _as_array(X, name):
+    """``X`` as an ndarray or tensor with numeric values, without copying numeric arrays."""
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise TypeError(f"{name} is a sparse matrix; skphase works on dense images. Use {name}.toarray().")
+    if isinstance(X, torch.Tensor):
+        X = X.detach()
+        if X.is_complex():
+            raise ValueError(f"Complex data not supported: {name} is complex; pass real-valued images.")
+        return X.cpu() if X.device.type == "meta" else X
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except ValueError as exc:  # ragged lists and the like
+            raise ValueError(
+                f"{name} could not be read as an array of images: {exc}. Pass images of one shape "
+                "as an (n, C, H, W), (n, H, W) or (n, d) array."
+            ) from exc
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported: {name} is complex; pass real-valued images.")
+    if X.dtype == object:
+        X = X.astype(np.float64)  # numbers stored as objects; anything else raises
+    elif not (np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)):
+        raise ValueError(f"{name} must hold numbers, got an array of dtype {X.dtype}.")
+    return X
+
+
+def _check_finite(data, name):
+    """Raise on NaN or inf, reading ``data`` a chunk of rows at a time."""
+    floating = data.is_floating_point() if isinstance(data, torch.Tensor) else np.issubdtype(data.dtype, np.floating)
+    if not floating or data.shape[0] == 0:
+        return
+    row_bytes = max(1, int(np.prod(data.shape[1:])) * data.element_size() if isinstance(data, torch.Tensor)
+                    else int(np.prod(data.shape[1:])) * data.itemsize)
+    step = max(1, _CHECK_CHUNK_BYTES // row_bytes)
+    for start in range(0, data.shape[0], step):
+        chunk = data[start:start + step]
+        finite = torch.isfinite(chunk).all().item() if isinstance(chunk, torch.Tensor) else np.isfinite(chunk).all()
+        if not finite:
+            raise ValueError(f"Input {name} contains NaN or infinity; remove or impute those values first.")
+
+
+class DatasetImages(ImageSource):
+    """A map-style :class:`torch.utils.data.Dataset` read through a :class:`~torch.utils.data.DataLoader`.
+
+    Items are images ``(C, H, W)`` / ``(H, W)`` (tensors or arrays), or ``(image, label)``
+    pairs; a torchvision ``ImageFolder`` with a ``ToTensor`` transform works as it is.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+    num_workers : int, default=0
+        Worker processes of the DataLoader.
+    dtype : torch.dtype, default=torch.float32
+    min_samples : int, default=1
+    name : str, default="X"
+    """
+
+    def __init__(self, dataset, *, num_workers=0, dtype=torch.float32, min_samples=1, name="X"):
+        try:
+            n = len(dataset)
+        except TypeError as exc:
+            raise TypeError(f"{name} is a Dataset without __len__; pass a map-style Dataset.") from exc
+        if n < min_samples:
+            raise ValueError(f"Found a Dataset with {n} sample(s) while a minimum of {min_samples} is required.")
+        self.dataset, self.num_workers, self.dtype, self._name = dataset, int(num_workers), dtype, name
+        self.n_samples = n
+        first = dataset[0] if n else None
+        self._has_labels = isinstance(first, (tuple, list))
+        image = first[0] if self._has_labels else first
+        self.image_shape = tuple(check_images(_as_array(image, name)[None], dtype=dtype, name=name).shape[1:])
+
+    def _loader(self, batch_sampler):
+        return torch.utils.data.DataLoader(self.dataset, batch_sampler=batch_sampler,
+                                           num_workers=self.num_workers)
+
+    def _images(self, batch):
+        images = batch[0] if self._has_labels else batch
+        images = torch.as_tensor(images)
+        if images.ndim == 3:
+            images = images.unsqueeze(1)
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"{self._name} yields images of shape {tuple(images.shape[1:])} after images of "
+                             f"shape {self.image_shape}; every image must have one shape.")
+        images = images.to(self.dtype).contiguous()
+        if not torch.isfinite(images).all():
+            raise ValueError(f"Input {self._name} contains NaN or infinity; remove or impute those values first.")
+        return images
+
+    def read(self, index):
+        if isinstance(index, slice):
+            index = range(*index.indices(self.n_samples))
+        index = [int(i) for i in index]
+        return next(iter(self.batches(len(index) or 1, torch.as_tensor(index, dtype=torch.int64))))[1]
+
+    def batches(self, batch_size, order=None):
+        chunks = [c if not isinstance(c, slice) else torch.arange(c.start, c.stop)
+                  for c in _chunks(self.n_samples, batch_size, order)]
+        sampler = [chunk.tolist() for chunk in chunks]
+        for index, batch in zip(chunks, self._loader(sampler)):
+            yield index, self._images(batch)
+
+    def labels(self):
+        """The labels of every item: ``dataset.targets`` when it has them, else one pass over the items."""
+        if not self._has_labels:
+            return None
+        targets = getattr(self.dataset, "targets", None)
+        if targets is not None and len(targets) == self.n_samples:
+            return np.asarray(targets)
+        return np.asarray([self.dataset[i][1] for i in range(self.n_samples)])
+
+    def subset(self, indices):
+        out = object.__new__(DatasetImages)
+        out.__dict__.update(self.__dict__)
+        indices = [int(i) for i in indices]
+        out.dataset = torch.utils.data.Subset(self.dataset, indices)
+        parent_targets = getattr(self.dataset, "targets", None)
+        if parent_targets is not None and len(parent_targets) == self.n_samples:
+            out.dataset.targets = [parent_targets[i] for i in indices]
+        out.n_samples = len(indices)
+        return out
+
+
+def as_image_source(X, *, image_shape=None, dtype=torch.float32, min_samples=1, num_workers=0, name="X"):
+    """Wrap ``X`` in the :class:`ImageSource` that reads it batch by batch.
+
+    Parameters
+    ----------
+    X : array-like, numpy.memmap, torch.Tensor, torch Dataset or ImageSource
+    image_shape : tuple of int or None
+        ``(H, W)`` or ``(C, H, W)`` of flat rows.
+    dtype : torch.dtype, default=torch.float32
+        Dtype of the batches read.
+    min_samples : int, default=1
+    num_workers : int, default=0
+        DataLoader workers, for a Dataset.
+    name : str, default="X"
+
+    Returns
+    -------
+    ImageSource
+    """
+    if isinstance(X, ImageSource):
+        return X
+    if is_torch_dataset(X):
+        return DatasetImages(X, num_workers=num_workers, dtype=dtype, min_samples=min_samples, name=name)
+    if isinstance(num_workers, numbers.Integral) and num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
+    return ArrayImages(X, image_shape=image_shape, dtype=dtype, min_samples=min_samples, name=name)
