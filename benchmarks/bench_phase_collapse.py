@@ -13,18 +13,14 @@ Usage::
 """
 
 import argparse
-import os
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _resnet import ResNet18  # noqa: E402
-
-from skphase.nn import PhaseCollapseNet, WaveletFilter, safe_modulus  # noqa: E402
-from skphase.utils import retain_freed_memory  # noqa: E402
+from skphase.nn import PhaseCollapseNet, WaveletFilter, safe_modulus
+from skphase.nn._resnet import resnet18
+from skphase.utils import retain_freed_memory
 
 CIFAR_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 
@@ -118,7 +114,7 @@ def main():
     images = torch.randn(args.batch_size, 3, 32, 32)
     labels = torch.randint(0, 10, (args.batch_size,))
     models = {
-        "ResNet-18": ResNet18(),
+        "ResNet-18": resnet18(),
         "PhaseCollapse lscat": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
                                                 variant="lscat"),
         "PhaseCollapse lscat+skip": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,

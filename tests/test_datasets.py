@@ -99,3 +99,48 @@ def test_cifar10_reads_the_python_batches(tmp_path):
         pickle.dump(batch, handle)
     X, y = load_cifar10("test", data_home=tmp_path)
     assert X.shape == (2, 3, 32, 32) and X.max() == 1.0 and y.tolist() == [3, 5]
+
+
+def _write_cifar_batch(folder, name, batch):
+    import pickle
+
+    folder.mkdir(exist_ok=True)
+    with open(folder / name, "wb") as handle:
+        pickle.dump(batch, handle)
+
+
+@pytest.mark.parametrize("batch, match", [
+    ({b"data": np.zeros((20, 3072), np.uint8), b"labels": list(range(10)) + [0] * 5}, "20 images but 15 labels"),
+    ({b"data": np.zeros((2, 3072), np.uint8)}, "lacks the key"),
+    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, "rows of 3072"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 12]}, "outside 0-9"),
+])
+def test_cifar10_damaged_batches_name_the_file(tmp_path, batch, match):
+    _write_cifar_batch(tmp_path / "cifar-10-batches-py", "test_batch", batch)
+    with pytest.raises(ValueError, match=match) as info:
+        load_cifar10("test", data_home=tmp_path)
+    assert "test_batch" in str(info.value)
+
+
+def test_cifar10_corrupt_pickle_names_the_file(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "test_batch").write_bytes(b"not a pickle at all")
+    with pytest.raises(ValueError, match="test_batch.*not a CIFAR-10 python batch"):
+        load_cifar10("test", data_home=tmp_path)
+
+
+def test_loaders_reject_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="data_home must be a path"):
+        load_cifar10(data_home=123)
+    with pytest.raises(ValueError, match="n_samples must be an integer"):
+        load_mnist(data_home=tmp_path, n_samples=2.5)
+
+
+def test_corrupt_gzip_idx_names_the_file(tmp_path):
+    from skphase.datasets._idx import read_idx
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz could not be read"):
+        read_idx(path)

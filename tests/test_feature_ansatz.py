@@ -106,3 +106,17 @@ def test_bad_inputs():
         nfa_correlation(net, torch.full((2, 1, 8, 8), float("nan")))
     with pytest.raises(ValueError, match="no Conv2d"):
         nfa_correlation(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)), torch.rand(2, 1, 2, 2))
+
+
+def test_a_layer_whose_gradient_vanishes_raises_instead_of_nan():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(72, 2))
+    with torch.no_grad():
+        net[3].weight.zero_()
+    with pytest.raises(ValueError, match="does not depend on layer '0'"):
+        nfa_correlation(net, torch.rand(4, 1, 8, 8))
+
+
+def test_complex_images_raise():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 2))
+    with pytest.raises(ValueError, match="complex"):
+        nfa_correlation(net, torch.rand(4, 1, 8, 8, dtype=torch.complex64))

@@ -55,3 +55,15 @@ def test_impossible_configurations_raise():
         make_scale_detection(10, dim=3)
     with pytest.raises(ValueError, match="n_samples"):
         make_scale_detection(1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"xi": float("nan")}, "xi must be finite"),
+    ({"gap": float("nan")}, "gap must be finite"),
+    ({"gap": -1.0}, "gap must be >= 0"),
+    ({"value": float("nan")}, "value must be finite"),
+    ({"xi": "14"}, "xi must be a real number"),
+])
+def test_non_finite_or_bad_numbers_raise_instead_of_looping(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_scale_detection(10, **kwargs)

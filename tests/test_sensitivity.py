@@ -218,3 +218,18 @@ def test_cuda_module():
     cpu = layerwise_sensitivity(_net(), X, **KW)
     gpu = layerwise_sensitivity(_net().cuda(), X, **KW)
     assert [r["D"] for r in gpu] == pytest.approx([r["D"] for r in cpu], rel=1e-3)
+
+
+def test_non_finite_layer_outputs_raise_and_name_the_layer():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    with torch.no_grad():
+        net[1].weight.fill_(float("inf"))
+    X = np.random.default_rng(0).normal(size=(8, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="layer '1' holds NaN or infinite"):
+        layerwise_sensitivity(net, X, layers=["1"], random_state=0)
+
+
+def test_huge_displacement_warns_of_folding():
+    X = np.random.default_rng(0).normal(size=(8, 1, 8, 8)).astype(np.float32)
+    with pytest.warns(UserWarning, match="fold"):
+        relative_stability(lambda b: b.flatten(1), X, displacement=1e6, random_state=0)

@@ -137,3 +137,33 @@ def test_cuda_module_matches_cpu():
     cpu = layerwise_class_separation(net, X, y)
     gpu = layerwise_class_separation(net.cuda(), X, y)
     assert [r["calinski_harabasz"] for r in gpu] == pytest.approx([r["calinski_harabasz"] for r in cpu], rel=1e-4)
+
+
+def test_non_finite_model_outputs_raise():
+    from skphase.datasets import load_digits_images
+
+    X, y = load_digits_images()
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        class_separation(lambda b: torch.full((b.shape[0], 4), float("nan")), X[:40], y[:40])
+
+
+@pytest.mark.parametrize("labels, match", [
+    (np.where(np.arange(40) < 20, 0.0, np.nan), "NaN or infinite labels"),
+    (np.array([0, "a"] * 20, dtype=object), "mixes string and non-string"),
+    (np.array([0, None] * 20, dtype=object), "missing labels"),
+])
+def test_bad_labels_raise(labels, match):
+    with pytest.raises(ValueError, match=match):
+        separation_scores(np.random.default_rng(0).normal(size=(40, 3)), labels)
+
+
+def test_nan_probe_alpha_raises():
+    with pytest.raises(ValueError, match="finite probe_alpha"):
+        separation_scores(np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2, probe_alpha=float("nan"))
+
+
+@pytest.mark.parametrize("features", [np.array([["a", "b"]] * 40, dtype=object), np.zeros((0, 3)),
+                                      np.zeros((40, 0))])
+def test_separation_scores_rejects_non_numeric_or_empty_features(features):
+    with pytest.raises(ValueError, match="features must"):
+        separation_scores(features, np.arange(len(features)) % 2)

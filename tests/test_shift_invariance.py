@@ -136,3 +136,16 @@ def test_dtcwpt_gamma_reduces_to_gamma_for_a_plane_wave_spectrum():
     assert weighted[channel] == pytest.approx(gamma_q(4 * xi), abs=1e-6)
     white = dtcwpt_gamma(J)
     assert white.shape == (128,) and np.all((white >= 0) & (white <= np.sqrt(1.5) + 1e-9))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_channels": 0}, "n_channels must be a positive integer"),
+    ({"shifts": "abc"}, "pairs of numbers"),
+    ({"shifts": [(1,)]}, "pairs of numbers"),
+    ({"shifts": [(float("nan"), 1)]}, "pairs of numbers"),
+    ({"shifts": []}, "empty"),
+])
+def test_shift_sensitivity_rejects_bad_arguments(kwargs, match):
+    X = np.random.default_rng(0).normal(size=(4, 1, 8, 8))
+    with pytest.raises(ValueError, match=match):
+        shift_sensitivity(lambda b: b.flatten(1), X, **kwargs)

@@ -184,3 +184,13 @@ def test_bad_inputs():
         make_noisy_frame_task(np.zeros((2, 1, 4, 4)), frame_size=6, corner_range=(0, 1))
     with pytest.raises(ValueError, match="noise_std"):
         make_noisy_frame_task(np.zeros((2, 1, 4, 4)), noise_std=-1.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"star_value": float("nan")}, "star_value must be finite"),
+    ({"noise_std": float("inf")}, "noise_std must be finite"),
+    ({"noise_std": -0.1}, "noise_std must be >= 0"),
+])
+def test_star_task_rejects_non_finite_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_star_task(4, **kwargs)

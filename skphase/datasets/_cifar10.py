@@ -42,10 +42,29 @@ def load_cifar10(subset="train", *, data_home=None):
             "cifar-10-python.tar.gz (the python version) and unpack it so that this folder exists, "
             "or set data_home / $SKPHASE_DATA to the folder that contains cifar-10-batches-py."
         )
-    images, labels = [], []
-    for name in names:
-        with open(folder / name, "rb") as handle:
+    batches = [_read_batch(folder / name) for name in names]
+    images = np.concatenate([b[0] for b in batches])
+    return images.astype(np.float32) / 255.0, np.concatenate([b[1] for b in batches])
+
+
+def _read_batch(path):
+    """Images (uint8, ``(n, 3, 32, 32)``) and labels of one pickled batch; clear errors for damaged files."""
+    try:
+        with open(path, "rb") as handle:
             batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
-    return np.concatenate(images).astype(np.float32) / 255.0, np.concatenate(labels)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc}); "
+                         "unpack cifar-10-python.tar.gz again.") from exc
+    missing = [key.decode() for key in (b"data", b"labels") if not isinstance(batch, dict) or key not in batch]
+    if missing:
+        raise ValueError(f"{path} lacks the key(s) {missing} of a CIFAR-10 python batch; "
+                         "unpack cifar-10-python.tar.gz again.")
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{path} holds data of shape {data.shape}; a CIFAR-10 batch has rows of 3072 values.")
+    if len(labels) != len(data):
+        raise ValueError(f"{path} holds {len(data)} images but {len(labels)} labels; the file is damaged.")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path} holds labels outside 0-9; the file is damaged.")
+    return data.reshape(-1, 3, 32, 32), labels

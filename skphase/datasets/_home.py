@@ -20,6 +20,11 @@ def get_data_home(data_home=None):
     pathlib.Path
         The folder (not created).
 
+    Raises
+    ------
+    TypeError
+        When ``data_home`` is not a path.
+
     Notes
     -----
     Each dataset lives in a sub-folder named after it, e.g.
@@ -28,4 +33,6 @@ def get_data_home(data_home=None):
     """
     if data_home is None:
         data_home = os.environ.get("SKPHASE_DATA", Path("~") / "skphase_data")
+    if not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(f"data_home must be a path (str or path-like) or None, got {data_home!r}.")
     return Path(data_home).expanduser()

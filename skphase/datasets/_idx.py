@@ -1,6 +1,7 @@
 """The IDX file format of MNIST and Fashion-MNIST: one reader and one loader for both."""
 
 import gzip
+import numbers
 
 import numpy as np
 
@@ -24,8 +25,12 @@ def _idx_file(folder, stem):
 def read_idx(path):
     """Read an IDX file of unsigned bytes, gzipped (``.gz``) or not, into a numpy array."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path} could not be read ({type(exc).__name__}: {exc}); the file is damaged: "
+                         "install or download it again.") from exc
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise ValueError(f"{path} is not an IDX file of unsigned bytes.")
     ndim = data[3]
@@ -55,6 +60,8 @@ def load_idx_dataset(name, candidates, subset, how_to_install, n_samples=None, r
     """
     if subset not in IDX_SPLITS:
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
+    if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral)):
+        raise ValueError(f"n_samples must be an integer or None, got {n_samples!r}.")
     stems = [stem for pair in IDX_SPLITS.values() for stem in pair]
     folder = next((f for f in candidates if all(_idx_file(f, stem) is not None for stem in stems)), None)
     if folder is None:

@@ -10,6 +10,8 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._checks import check_finite_number
+
 __all__ = ["make_scale_detection"]
 
 
@@ -82,8 +84,8 @@ def make_scale_detection(
         raise ValueError(f"n_samples must be an integer >= 2 (one sample per class at least), got {n_samples!r}.")
     if not isinstance(size, numbers.Integral) or size < 2:
         raise ValueError(f"size must be an integer >= 2, got {size!r}.")
-    if gap < 0:
-        raise ValueError(f"gap must be >= 0, got {gap!r}.")
+    xi = check_finite_number(xi, "xi")
+    gap = check_finite_number(gap, "gap", minimum=0)
     if xi - gap / 2 <= 1:
         raise ValueError(
             f"xi - gap / 2 = {xi - gap / 2} leaves no pair of distinct pixels closer than it (pixels are >= 1 "
@@ -97,7 +99,7 @@ def make_scale_detection(
             f"No pair of pixels of a size-{size} {'torus' if periodic else 'grid'} is as far as xi + gap / 2 = "
             f"{xi + gap / 2} (largest distance {max_distance:.3g}); decrease xi or gap, or increase size."
         )
-    value = (size**2 / 2 if dim == 2 else size / 2) if value is None else float(value)
+    value = (size**2 / 2 if dim == 2 else size / 2) if value is None else check_finite_number(value, "value")
     rng = check_random_state(random_state)
     n_far = n_samples // 2
     wanted = {1: n_samples - n_far, 0: n_far}

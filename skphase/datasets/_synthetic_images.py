@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..utils import check_images, is_integer, make_generator
+from ._checks import check_finite_number
 
 __all__ = ["make_noisy_frame_task", "make_star_task", "star_pattern"]
 
@@ -102,6 +103,8 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
     """
     if not is_integer(n_samples) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    star_value = check_finite_number(star_value, "star_value")
+    noise_std = check_finite_number(noise_std, "noise_std", minimum=0)
     pattern = star_pattern()
     size = pattern.shape[0]
     last = image_size - size  # largest corner index at which the star fits
@@ -117,8 +120,6 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
     channels = list(star_channels)
     if not channels or min(channels) < 0 or max(channels) >= n_channels:
         raise ValueError(f"star_channels={star_channels!r} must name channels in [0, {n_channels}).")
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std!r}.")
     generator = make_generator(random_state)
     X = noise_std * torch.randn(n_samples, n_channels, image_size, image_size, generator=generator)
     y = (torch.arange(n_samples) < n_samples // 2).long()
@@ -234,8 +235,7 @@ def make_noisy_frame_task(images, labels=None, *, frame_size=42, noise_std=_PAPE
     if frame_h < height or frame_w < width:
         raise ValueError(f"frame_size={(frame_h, frame_w)} is smaller than the images {(height, width)}; "
                          "use a frame at least as large as the images.")
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std!r}.")
+    noise_std = check_finite_number(noise_std, "noise_std", minimum=0)
     if isinstance(corner_range, str):
         if corner_range != "paper":
             raise ValueError(f"corner_range must be 'paper', None or ((row_min, row_max), (col_min, col_max)), "

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..nn._patch_kernels import extract_patches, psd_sqrt
+from ..utils import resolve_device
 from ._probes import resolve_layers
 
 __all__ = ["matrix_cosine_similarity", "nfa_correlation", "pearson_matrix_correlation"]
@@ -162,7 +163,11 @@ def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return
     params = list(model.parameters())
     if device is None:
         device = params[0].device if params else torch.device("cpu")
+    else:
+        device = resolve_device(device)
     images = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+    if images.is_complex():
+        raise ValueError("X is complex; nfa_correlation measures real-valued CNNs: pass real images.")
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"X must be a non-empty batch (n, C, H, W), got shape {tuple(images.shape)}.")
     if not torch.isfinite(images).all():
@@ -190,8 +195,10 @@ def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return
         model.train(was_training)
     result = {}
     for name, conv in convs.items():
-        if agops[name] is None:
-            raise ValueError(f"The output of {type(model).__name__} does not depend on layer {name!r}.")
+        if agops[name] is None or not agops[name].abs().max() > 0:
+            # No gradient path, or a path whose gradient vanishes everywhere (e.g. zero weights after it).
+            raise ValueError(f"The output of {type(model).__name__} does not depend on layer {name!r} "
+                             "on these images (its patch AGOP is zero); a correlation with it is undefined.")
         G = agops[name].cpu() / images.shape[0]
         W = conv.weight.detach().reshape(conv.out_channels, -1).double().cpu()
         cov = W.T @ W

@@ -10,7 +10,9 @@ transformer, a pipeline prefix, a torch ``nn.Module`` or a plain callable.
 import numpy as np
 import torch
 
-__all__ = ["as_batch_function", "LayerCapture", "resolve_layers"]
+from ..utils import resolve_device
+
+__all__ = ["as_batch_function", "check_finite_output", "LayerCapture", "resolve_layers"]
 
 
 def _to_tensor(output):
@@ -19,6 +21,21 @@ def _to_tensor(output):
     if hasattr(output, "to_numpy"):  # pandas output of set_output
         output = output.to_numpy()
     return torch.as_tensor(np.asarray(output))
+
+
+def check_finite_output(tensor, where="the model's output"):
+    """Return ``tensor``; raise a ValueError when it holds NaN or infinity.
+
+    A measurement of non-finite representations would itself be NaN or meaningless, so
+    every probe refuses them and says where they appeared.
+    """
+    if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()):
+        if not torch.isfinite(tensor).all():
+            raise ValueError(
+                f"{where} holds NaN or infinite values on the measured images; the measurement would be "
+                "meaningless. Check the model (a diverged fit) and the scale of the images."
+            )
+    return tensor
 
 
 def as_batch_function(model, *, device=None):
@@ -44,17 +61,19 @@ def as_batch_function(model, *, device=None):
         if device is None:
             tensors = list(model.parameters()) + list(model.buffers())
             device = tensors[0].device if tensors else torch.device("cpu")
+        else:
+            device = resolve_device(device)
         model.eval()
 
         def module_fn(batch):
             with torch.no_grad():
-                return model(batch.to(device))
+                return check_finite_output(model(batch.to(device)))
 
         return module_fn
     if hasattr(model, "transform"):
-        return lambda batch: _to_tensor(model.transform(batch.detach().cpu().numpy()))
+        return lambda batch: check_finite_output(_to_tensor(model.transform(batch.detach().cpu().numpy())))
     if callable(model):
-        return lambda batch: _to_tensor(model(batch))
+        return lambda batch: check_finite_output(_to_tensor(model(batch)))
     raise TypeError(
         f"Cannot measure a {type(model).__name__}: pass a torch nn.Module, a fitted transformer "
         "(anything with transform) or a callable on image batches."
@@ -67,8 +86,8 @@ def resolve_layers(module, layers=None):
     Parameters
     ----------
     module : torch.nn.Module
-    layers : None, list of str, or callable
-        Names as in ``module.named_modules()``; a callable filters
+    layers : None, str, list of str, or callable
+        Names as in ``module.named_modules()`` (a single name may be given as a str); a callable filters
         ``(name, submodule)`` pairs; None takes every ``Conv1d/2d``,
         ``Linear`` and every child module that declares
         ``is_representation_layer = True`` (the blocks of skphase networks).
@@ -79,6 +98,8 @@ def resolve_layers(module, layers=None):
         ``{name: submodule}`` in forward-definition order.
     """
     named = dict(module.named_modules())
+    if isinstance(layers, str):  # one layer name, not a sequence of one-letter names
+        layers = [layers]
     if layers is None:
         kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
         chosen = {
@@ -137,6 +158,7 @@ class LayerCapture:
             value = args[0] if self.capture == "input" else output
             if isinstance(value, (tuple, list)):
                 value = value[0]
+            check_finite_output(value, f"layer {name!r}")
             self.outputs[name] = value.detach() if self.detach else value
 
         return hook

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..nn._diffeo import matched_noise, random_deform
-from ..utils import check_images, make_generator, seed_from_random_state
+from ..utils import check_images, make_generator, resolve_device, seed_from_random_state
+from ..utils._docs import fill_docstring
 from ._probes import LayerCapture, as_batch_function
 
 __all__ = ["relative_stability", "diffeo_sensitivity", "noise_sensitivity", "layerwise_sensitivity"]
@@ -51,7 +52,7 @@ def _layered_target(model, layers):
 
 def _module_device(model, device):
     if device is not None or not isinstance(model, torch.nn.Module):
-        return torch.device(device) if device is not None else None
+        return resolve_device(device) if device is not None else None
     tensors = list(model.parameters()) + list(model.buffers())
     return tensors[0].device if tensors else torch.device("cpu")
 
@@ -454,5 +455,4 @@ def layerwise_sensitivity(
     )
 
 
-for _function in (relative_stability, layerwise_sensitivity):
-    _function.__doc__ = _function.__doc__.replace("    {common}\n", _COMMON_DOC.lstrip("\n") + "\n")
+fill_docstring(relative_stability, layerwise_sensitivity, common=_COMMON_DOC)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..utils import check_images, iter_batches, seed_from_random_state
+from ..utils._docs import fill_docstring
 from ._sensitivity import _layered_target, _Representations
 
 __all__ = ["separation_scores", "class_separation", "layerwise_class_separation"]
@@ -31,6 +32,15 @@ def _check_labels(y, n, name="y"):
     y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must be a 1-D array of {n} labels (one per image), got shape {y.shape}.")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"{name} holds NaN or infinite labels; every image needs a class label.")
+    if y.dtype == object:
+        kinds = {type(label) for label in y.tolist()}
+        if any(label is None or (isinstance(label, float) and not np.isfinite(label)) for label in y.tolist()):
+            raise ValueError(f"{name} holds missing labels (None or NaN); every image needs a class label.")
+        if len({str in k.__mro__ for k in kinds}) > 1:
+            raise ValueError(f"{name} mixes string and non-string labels ({sorted(k.__name__ for k in kinds)}); "
+                             "use one type of label.")
     return y
 
 
@@ -132,9 +142,9 @@ class _SeparationAccumulator:
 
 def _separation_table(model, X, y, *, X_test, y_test, layers, include_input, include_output, probe_alpha,
                       probe_features, batch_size, device, random_state, image_shape, dtype=torch.float32):
-    if probe_alpha < 0 or probe_features < 1 or batch_size < 1:
+    if not (probe_alpha >= 0 and np.isfinite(probe_alpha)) or probe_features < 1 or batch_size < 1:
         raise ValueError(
-            f"Need probe_alpha >= 0, probe_features >= 1 and batch_size >= 1; got {probe_alpha}, "
+            f"Need a finite probe_alpha >= 0, probe_features >= 1 and batch_size >= 1; got {probe_alpha}, "
             f"{probe_features}, {batch_size}."
         )
     input_ndim = np.ndim(X) if not isinstance(X, torch.Tensor) else X.ndim
@@ -222,9 +232,14 @@ def separation_scores(features, y, *, probe_alpha=1.0, batch_size=4096):
     >>> bool(np.isclose(scores["calinski_harabasz"], calinski_harabasz_score(F, y)))
     True
     """
-    features = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
-    if features.ndim < 2:
-        raise ValueError(f"features must have shape (n, d), got {tuple(features.shape)}.")
+    if not isinstance(features, torch.Tensor):
+        features = np.asarray(features)
+        if features.dtype == object or not (np.issubdtype(features.dtype, np.number)
+                                            or np.issubdtype(features.dtype, np.bool_)):
+            raise ValueError(f"features must hold numbers, got an array of dtype {features.dtype}.")
+    features = torch.as_tensor(features)
+    if features.ndim < 2 or features.shape[0] == 0 or features[0].numel() == 0:
+        raise ValueError(f"features must have shape (n, d) with n, d >= 1, got {tuple(features.shape)}.")
     if features.is_complex():
         features = torch.view_as_real(features)
     features = features.reshape(features.shape[0], -1)
@@ -334,5 +349,4 @@ def layerwise_class_separation(model, X, y, *, layers=None, include_input=True, 
     )
 
 
-for _function in (class_separation, layerwise_class_separation):
-    _function.__doc__ = _function.__doc__.replace("    {common}\n", _COMMON_DOC + "\n")
+fill_docstring(class_separation, layerwise_class_separation, common=_COMMON_DOC)

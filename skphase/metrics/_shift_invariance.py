@@ -7,6 +7,7 @@ pipeline prefix, or a callable (through :func:`skphase.metrics._probes.as_batch_
 """
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -118,6 +119,23 @@ def _as_float(t):
     return t.to(torch.float64)
 
 
+def _check_shifts(shifts):
+    """``shifts`` as a list of pairs ``(dy, dx)`` (pixels, fractions allowed); a clear error for anything else."""
+    try:
+        pairs = [tuple(shift) for shift in shifts]
+    except TypeError:
+        pairs = None
+    def is_number(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    if pairs is None or isinstance(shifts, str) or not all(len(p) == 2 and all(map(is_number, p)) for p in pairs):
+        raise ValueError(f"shifts must be a sequence of pairs of numbers (dy, dx), e.g. [(0, 1), (1, 0)]; "
+                         f"got {shifts!r}.")
+    if not pairs:
+        raise ValueError("shifts is empty; give at least one (dy, dx).")
+    return pairs
+
+
 def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channels=None, batch_size=128,
                       device=None):
     """Relative change of a representation when its input is shifted.
@@ -159,12 +177,13 @@ def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channel
     """
     f = as_batch_function(model, device=None if device is None else resolve_device(device))
     images = _images(X, model)
-    shifts = [tuple(s) for s in shifts]
-    if not shifts:
-        raise ValueError("shifts is empty; give at least one (dy, dx).")
+    shifts = _check_shifts(shifts)
     if n_channels is None:
         shape = getattr(model, "output_shape_", None)
         n_channels = int(shape[0]) if shape is not None else 1
+    if isinstance(n_channels, bool) or not isinstance(n_channels, numbers.Integral) or n_channels < 1:
+        raise ValueError(f"n_channels must be a positive integer (channels of the representation), "
+                         f"got {n_channels!r}.")
     change = norm = None
     for batch in iter_batches(images.shape[0], batch_size):
         x = images[batch]

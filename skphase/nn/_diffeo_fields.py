@@ -115,10 +115,8 @@ def _mode_std(cutoff, dtype, device):
 
 def _resolve_temperature(temperature, displacement, n, cutoff):
     if temperature is None:
-        if displacement is None:
-            displacement = 1.0
-        return temperature_from_displacement(displacement, n, cutoff)
-    if displacement is not None:
+        temperature = temperature_from_displacement(1.0 if displacement is None else displacement, n, cutoff)
+    elif displacement is not None:
         raise ValueError("Give either temperature or displacement, not both.")
     if not temperature >= 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}.")

@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+from skphase.utils._docs import fill_docstring
+
+
+def test_every_module_imports_with_docstrings_stripped():
+    # python -OO sets every __doc__ to None; docstring templating must not fail on it.
+    code = "import skphase, skphase.metrics, skphase.nn, skphase.datasets, skphase.filters, skphase.utils"
+    subprocess.run([sys.executable, "-OO", "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_fill_docstring_replaces_placeholder_lines_only():
+    def f():
+        """Summary.
+
+        Parameters
+        ----------
+        {common}
+        x : int
+        """
+
+    def g():
+        pass
+
+    g.__doc__ = None
+    fill_docstring(f, g, common="    a : int\n        First.\n")
+    assert "{common}" not in f.__doc__
+    assert "    a : int\n        First.\n        x : int" in f.__doc__
+    assert g.__doc__ is None
