@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from skphase.nn import PhaseCollapseNet, WaveletFilter, safe_modulus
 from skphase.nn._resnet import resnet18
 from skphase.utils import retain_freed_memory
+from skphase.utils._kymatio import import_kymatio
 
 CIFAR_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 
@@ -137,7 +138,7 @@ def main():
               f"{infer_rate:>13.1f}{infer[reference] / infer[name]:>10.2f}")
 
     # Fixed filtering: first-order wavelet modulus at the finest scale.
-    from kymatio.torch import Scattering2D
+    Scattering2D = import_kymatio("kymatio.torch").Scattering2D
 
     kymatio = Scattering2D(J=1, shape=(32, 32), L=4, max_order=1)
     wavelets = WaveletFilter(4, "standard", complex_input=False)

@@ -6,6 +6,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest
 import torch
 
+from skphase.utils._kymatio import patch_scipy_for_kymatio
+
+# Tests compare with kymatio directly; let it import on SciPy releases without sph_harm.
+patch_scipy_for_kymatio()
+
 torch.set_num_threads(int(os.environ.get("SKPHASE_TEST_THREADS", "1")))
 
 
