@@ -85,12 +85,19 @@ def train_step(model, optimizer, images, labels):
     optimizer.step()
 
 
+def synchronize(device):
+    """Wait for the queued GPU work, so that the clock reads the time it took."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_models(models, images, labels, steps, train):
     """Seconds per step of each model, the models alternating step by step."""
     optimizers = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for name, m in models.items()}
     totals = dict.fromkeys(models, 0.0)
     for step in range(steps + 1):  # step 0 warms up
         for name, model in models.items():
+            synchronize(images.device)
             start = time.perf_counter()
             if train:
                 model.train()
@@ -98,6 +105,7 @@ def time_models(models, images, labels, steps, train):
             else:
                 with torch.no_grad():
                     model.eval()(images)
+            synchronize(images.device)
             if step:
                 totals[name] += time.perf_counter() - start
     return {name: total / steps for name, total in totals.items()}
@@ -108,12 +116,14 @@ def main():
     parser.add_argument("--steps", type=int, default=3, help="timed steps per model (after one warm-up)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     retain_freed_memory()  # large freed activations are reused, not page-faulted in again
     torch.manual_seed(0)
-    images = torch.randn(args.batch_size, 3, 32, 32)
-    labels = torch.randint(0, 10, (args.batch_size,))
+    images = torch.randn(args.batch_size, 3, 32, 32).to(device)
+    labels = torch.randint(0, 10, (args.batch_size,)).to(device)
     models = {
         "ResNet-18": resnet18(),
         "PhaseCollapse lscat": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
@@ -121,7 +131,8 @@ def main():
         "PhaseCollapse lscat+skip": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
                                                      variant="lscat+skip"),
     }
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch_size}, 3x32x32, "
+    models = {name: model.to(device) for name, model in models.items()}
+    print(f"torch {torch.__version__}, {device}, {args.threads} thread(s), batch {args.batch_size}, 3x32x32, "
           f"{args.steps} timed steps")
     macs = {name: multiply_accumulates(m, images) for name, m in models.items()}
     useful = {name: multiply_accumulates(m, images, useful=True) for name, m in models.items()}
@@ -140,8 +151,8 @@ def main():
     # Fixed filtering: first-order wavelet modulus at the finest scale.
     Scattering2D = import_kymatio("kymatio.torch").Scattering2D
 
-    kymatio = Scattering2D(J=1, shape=(32, 32), L=4, max_order=1)
-    wavelets = WaveletFilter(4, "standard", complex_input=False)
+    kymatio = Scattering2D(J=1, shape=(32, 32), L=4, max_order=1).to(device)
+    wavelets = WaveletFilter(4, "standard", complex_input=False).to(device)
     channels_last = images.permute(0, 2, 3, 1).contiguous()
 
     def ours():
@@ -152,9 +163,11 @@ def main():
     for name, fn in (("skphase W + modulus", ours), ("kymatio Scattering2D J=1", lambda: kymatio(images))):
         with torch.no_grad():
             fn()
+            synchronize(device)
             start = time.perf_counter()
             for _ in range(args.steps):
                 fn()
+            synchronize(device)
             timings[name] = (time.perf_counter() - start) / args.steps
     print(f"\n{'fixed transform (forward)':<30}{'img/s':>10}{'x kymatio':>11}")
     for name, seconds in timings.items():

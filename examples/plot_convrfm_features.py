@@ -45,6 +45,7 @@ from sklearn.model_selection import StratifiedShuffleSplit  # noqa: E402
 from skphase.datasets import load_fashion_mnist, load_mnist, make_noisy_frame_task, make_star_task  # noqa: E402
 from skphase.estimators import ConvRFM  # noqa: E402
 from skphase.metrics import nfa_correlation, pearson_matrix_correlation  # noqa: E402
+from skphase.nn import train_classifier  # noqa: E402
 from skphase.utils import retain_freed_memory  # noqa: E402
 
 
@@ -185,15 +186,10 @@ def small_cnn(seed):
 
 
 def train_cnn(net, X, y, epochs, seed):
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
-    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(X), generator=generator).split(64):
-            loss = torch.nn.functional.cross_entropy(net(X[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    """Adam (learning rate 2e-3, constant) on cross-entropy, batches of 64 shuffled by ``seed``."""
+    train_classifier(net, torch.as_tensor(X), torch.as_tensor(y), optimizer=torch.optim.Adam, learning_rate=2e-3,
+                     weight_decay=0.0, schedule="constant", max_iter=epochs, batch_size=64,
+                     generator=torch.Generator().manual_seed(seed))
     return net
 
 

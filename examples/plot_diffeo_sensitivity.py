@@ -41,7 +41,7 @@ from torch import nn
 from skphase import ScatteringPhaseCollapse
 from skphase.datasets import load_fashion_mnist
 from skphase.metrics import layerwise_sensitivity
-from skphase.nn import augment_batch
+from skphase.nn import train_classifier
 from skphase.utils import retain_freed_memory
 
 
@@ -99,29 +99,16 @@ def train_cnn(model, X, y, *, epochs, batch_size, lr, device, seed, augmentation
     """Adam on cross-entropy, learning rate annealed to 0 (cosine) over the run; returns the time in seconds.
 
     The annealed end point is a settled network, not wherever the last steps
-    of a constant learning rate left it. ``augmentation`` is that of
-    :func:`skphase.nn.augment_batch` (None, "crop" or "crop+flip"), drawn on the CPU
-    generator seeded by ``seed``.
+    of a constant learning rate left it; the rate is set before every batch.
+    ``augmentation`` is that of :func:`skphase.nn.augment_batch` (None, "crop"
+    or "crop+flip"), drawn on the CPU generator seeded by ``seed``.
     """
-    generator = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    steps_per_epoch = -(-X.shape[0] // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, epochs * steps_per_epoch))
-    start = time.perf_counter()
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
-    for _ in range(epochs):
-        order = torch.randperm(X.shape[0], generator=generator)
-        for i in range(0, X.shape[0], batch_size):
-            idx = order[i:i + batch_size]
-            optimiser.zero_grad()
-            images = augment_batch(X[idx].to(device), augmentation, generator)
-            loss = nn.functional.cross_entropy(model(images), y[idx].to(device))
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    model.eval()
-    return time.perf_counter() - start
+    model.to(device)
+    result = train_classifier(model, torch.as_tensor(X), torch.as_tensor(y), optimizer=torch.optim.Adam,
+                              learning_rate=lr, weight_decay=0.0, schedule="cosine", schedule_every="batch",
+                              max_iter=epochs, batch_size=batch_size, augmentation=augmentation, device=device,
+                              generator=torch.Generator().manual_seed(seed))
+    return result.elapsed
 
 
 @torch.no_grad()

@@ -7,8 +7,8 @@ banks in :mod:`skphase.filters`.
 """
 
 from . import estimators
-from .estimators import (ConvRFM, ConvRFMRegressor, DTCWPTFeatures, PhaseCollapse, ScatteringPhaseCollapse,
-                         ScatteringTransform)
+from .estimators import (PAPER_CONFIGS, ConvRFM, ConvRFMRegressor, DTCWPTFeatures, PhaseCollapse,
+                         ScatteringPhaseCollapse, ScatteringTransform, paper_config)
 
 __version__ = "0.1.0.dev0"
 

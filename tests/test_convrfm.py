@@ -137,6 +137,23 @@ def test_errors_and_pickling(digits):
     np.testing.assert_array_equal(restored.predict(X[60:90]), clf.predict(X[60:90]))
 
 
+def test_fit_copies_the_images_once_into_the_computation_dtype(digits):
+    X, y = digits
+    X = X[:40].astype(np.float64) + np.random.default_rng(0).random((40, 1, 8, 8)) * 1e-9
+    clf = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X, y[:40])
+    # The centres hold the float64 images exactly (not rounded through float32) ...
+    assert clf.centers_.dtype == torch.float64
+    np.testing.assert_array_equal(clf.centers_.numpy(), X)
+    # ... in a copy of their own: changing the input after fit changes nothing.
+    X_tensor = torch.from_numpy(X.astype(np.float32))
+    single = ConvRFM(n_iter=1, device="cpu", random_state=0).fit(X_tensor, y[:40])
+    before = single.decision_function(X[:5])
+    X_tensor.zero_()
+    np.testing.assert_array_equal(single.decision_function(X[:5]), before)
+    # The staged models of the training split use those centres too.
+    assert len(list(clf.staged_decision_function(X[:5]))) == 2
+
+
 def test_ntk_kernel_fits(digits):
     X, y = digits
     clf = ConvRFM(kernel="ntk", ntk_depth=2, n_iter=1, validation_fraction=0, device="cpu").fit(X[:40], y[:40])

@@ -136,3 +136,29 @@ def test_cuda_features_match_cpu_and_pickle_to_cpu():
     cpu = DTCWPTFeatures(J=2, pooling="max", device="cpu").fit(X)
     np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), atol=1e-5)
     assert pickle.loads(pickle.dumps(gpu)).transform(X).shape == cpu.transform(X).shape
+
+
+def test_float64_images_stay_float64_through_dtcwpt():
+    X = np.random.default_rng(0).standard_normal((3, 2, 16, 12))
+    model = DTCWPTFeatures(J=2, pooling="none", device="cpu").fit(X)
+    features = model.transform(X)
+    assert features.dtype == np.float64
+    back = model.inverse_transform(features)
+    assert back.dtype == np.float64
+    assert np.linalg.norm(back - X.reshape(3, -1)) / np.linalg.norm(X) <= 1e-10
+    # float32 output for dtype="float32" or float32 input.
+    assert model.transform(X.astype(np.float32)).dtype == np.float32
+    single = DTCWPTFeatures(J=2, pooling="none", dtype="float32", device="cpu").fit(X)
+    assert single.transform(X).dtype == np.float32
+    assert single.inverse_transform(single.transform(X)).dtype == np.float32
+    assert DTCWPTFeatures().__sklearn_tags__().transformer_tags.preserves_dtype == ["float64", "float32"]
+    assert single.__sklearn_tags__().transformer_tags.preserves_dtype == ["float32"]
+
+
+def test_float64_images_past_the_float32_range_stay_finite_in_float64():
+    X = np.full((2, 1, 8, 8), 3e38)  # low-pass features beyond the largest float32, finite in float64
+    out = DTCWPTFeatures(J=1, device="cpu").fit(X).transform(X)
+    assert out.dtype == np.float64 and np.isfinite(out).all()
+    assert out.max() > np.finfo(np.float32).max
+    with pytest.raises(ValueError, match="overflowed the range of float32"):
+        DTCWPTFeatures(J=1, device="cpu").fit(X).transform(X.astype(np.float32))

@@ -1,5 +1,6 @@
 """Behaviour of ScatteringPhaseCollapse: learning, errors, reproducibility, persistence."""
 
+import logging
 import pickle
 
 import numpy as np
@@ -13,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from skphase import PhaseCollapse, ScatteringPhaseCollapse
 from skphase.datasets import load_digits_images
 from skphase.metrics import resolve_layers
+from skphase.nn import Callback, Checkpoint, StopAfter, TrainingInterrupted, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -165,23 +167,34 @@ def test_warm_start_continues(digits):
     assert cold.n_iter_ == 2
 
 
-def test_interruption_keeps_the_best_model(digits, monkeypatch):
+def test_interruption_keeps_the_best_model_then_reraises(digits):
     X, y, X_test, y_test = digits
-    import skphase.nn._training as training
 
-    calls = {"n": 0}
-    original = training.augment_batch
-
-    def interrupt_after_some_batches(images, augmentation, generator):
-        calls["n"] += 1
-        if calls["n"] == 16:  # in the third epoch (7 batches per epoch)
+    def interrupt_at_third_epoch(estimator, info):
+        if info.epoch == 3:
             raise KeyboardInterrupt
-        return original(images, augmentation, generator)
 
-    monkeypatch.setattr(training, "augment_batch", interrupt_after_some_batches)
-    model = small(max_iter=10).fit(X, y)
-    assert model.stopped_by_ == "interrupted" and model.n_iter_ == 2
-    assert model.score(X_test, y_test) > 0.3
+    model = small(max_iter=10, callbacks=[interrupt_at_third_epoch])
+    with pytest.raises(TrainingInterrupted) as caught:
+        model.fit(X, y)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert model.stopped_by_ == "interrupted" and model.n_iter_ == 3 and len(model.loss_curve_) == 3
+    assert caught.value.result.loss_curve == model.loss_curve_
+    assert model.score(X_test, y_test) > 0.3 and model.transform(X_test[:2]).shape[1] == model._n_features_out
+
+
+def test_interruption_before_the_first_epoch_warns_untrained(digits):
+    X, y, _, _ = digits
+
+    class InterruptAtStart(Callback):
+        def on_train_begin(self, estimator):
+            raise KeyboardInterrupt
+
+    model = small(callbacks=[InterruptAtStart()])
+    with pytest.warns(UserWarning, match="untrained"), pytest.raises(KeyboardInterrupt):
+        model.fit(X, y)
+    assert model.n_iter_ == 0 and model.stopped_by_ == "interrupted"
+    assert model.predict(X[:3]).shape == (3,)  # usable, though untrained
 
 
 def test_early_stopping_and_time_budget(digits):
@@ -240,3 +253,172 @@ def test_pandas_output(digits):
     frame = model.transform(X_test[:3])
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.columns) == list(model.get_feature_names_out())
+
+
+# ------------------------------------------------------------------ training engine parameters
+def record_epochs(store):
+    return lambda estimator, info: store.append(info)
+
+
+def test_batch_size_one_is_refused_with_advice(digits):
+    X, y, _, _ = digits
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        small(batch_size=1).fit(X[:20], y[:20])
+
+
+def test_a_lone_last_image_is_dropped_not_every_batch(digits):
+    X, y, _, _ = digits
+
+    class BatchSizes(Callback):
+        def __init__(self):
+            self.sizes = []
+
+        def on_train_begin(self, estimator):
+            estimator.module_.register_forward_pre_hook(
+                lambda m, args: self.sizes.append(args[0].shape[0]) if torch.is_grad_enabled() else None)
+
+        def on_epoch_end(self, estimator, info):
+            pass
+
+    for n, expected in ((65, [64]), (66, [64, 2]), (64, [64])):
+        recorder = BatchSizes()
+        small(max_iter=1, callbacks=[recorder]).fit(X[:n], y[:n])
+        assert recorder.sizes == expected
+
+
+@pytest.mark.parametrize("param, value", [("widths", (8, 12)), ("n_blocks", 3), ("L", 2),
+                                          ("nonlinearity", "relu"), ("variant", "lscat"), ("factorized", True)])
+def test_warm_start_refuses_a_changed_architecture(digits, param, value):
+    X, y, _, _ = digits
+    model = small(max_iter=1, warm_start=True, widths=8, n_blocks=2).fit(X[:64], y[:64])
+    model.set_params(**{param: value})
+    with pytest.raises(ValueError, match=f"{param} changed"):
+        model.fit(X[:64], y[:64])
+
+
+def test_non_integer_widths_raise(digits):
+    X, y, _, _ = digits
+    with pytest.raises(ValueError, match="positive integers"):
+        small(widths=(4.5, 8)).fit(X[:20], y[:20])
+    assert small(widths=(4.0, 8), max_iter=1).fit(X[:20], y[:20]).block_shapes_[0][-1] == 8
+
+
+@pytest.mark.parametrize("optimizer, expected", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+                                                 (torch.optim.RMSprop, torch.optim.RMSprop)])
+def test_optimizer_choice_and_params(digits, optimizer, expected):
+    X, y, X_test, y_test = digits
+    infos = []
+    model = small(optimizer=optimizer, learning_rate_init=3e-3, weight_decay=0.0, max_iter=2,
+                  optimizer_params={"eps": 1e-6}, callbacks=[record_epochs(infos)]).fit(X, y)
+    opt = infos[0].optimizer
+    assert type(opt) is expected and opt.defaults["eps"] == 1e-6
+    assert infos[0].learning_rate == 3e-3 and opt.defaults["weight_decay"] == 0.0
+    assert ("momentum" in opt.defaults) == (expected is torch.optim.RMSprop)  # RMSprop takes momentum, Adam not
+    assert model.score(X_test, y_test) > 0.5
+
+
+def test_warm_start_resumes_the_optimizer_state(digits):
+    X, y, _, _ = digits
+    model = small(optimizer="adam", learning_rate_init=1e-3, max_iter=1, warm_start=True).fit(X[:128], y[:128])
+    assert model._optimizer_state["state"][0]["step"] == 2  # two batches of 64
+    model.fit(X[:128], y[:128])
+    assert model._optimizer_state["state"][0]["step"] == 4 and model.n_iter_ == 2
+    model.set_params(optimizer="sgd").fit(X[:128], y[:128])  # another optimizer starts afresh
+    assert "momentum_buffer" in model._optimizer_state["state"][0]
+
+
+def test_step_schedule_params_and_stopping_callback(digits):
+    X, y, _, _ = digits
+    infos = []
+    model = small(max_iter=6, schedule="step", schedule_params={"step_size": 2, "gamma": 0.5},
+                  learning_rate_init=0.04, callbacks=[record_epochs(infos)]).fit(X[:128], y[:128])
+    np.testing.assert_allclose([i.learning_rate for i in infos], [0.04, 0.04, 0.02, 0.02, 0.01, 0.01])
+    assert [i.epoch for i in infos] == list(range(1, 7))
+    stopped = small(max_iter=6, callbacks=[StopAfter(2)]).fit(X[:128], y[:128])
+    assert stopped.n_iter_ == 2 and stopped.stopped_by_ == "callback"
+    with pytest.raises(ValueError, match="does not take"):
+        small(schedule="cosine", schedule_params={"step_size": 2}).fit(X[:128], y[:128])
+
+
+def test_verbose_bars_per_epoch_and_log_lines(digits, capsys, caplog):
+    X, y, _, _ = digits
+    small(max_iter=2, verbose=1).fit(X[:128], y[:128])
+    err = capsys.readouterr().err
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "loss=" in err
+    with caplog.at_level(logging.INFO, logger="skphase"):
+        small(max_iter=2, verbose=2, early_stopping=True).fit(X[:128], y[:128])
+    lines = [r.getMessage() for r in caplog.records if r.name == "skphase"]
+    assert len(lines) == 2 and "validation accuracy" in lines[0]
+    assert "val_acc=" in capsys.readouterr().err
+
+
+def test_checkpoint_restores_into_a_fitted_estimator(digits, tmp_path):
+    X, y, X_test, _ = digits
+    path = tmp_path / "best.pt"
+    model = small(max_iter=3, early_stopping=True, callbacks=[Checkpoint(path)]).fit(X, y)
+    # With early stopping the estimator ends on its best validation epoch: the one the checkpoint saved.
+    saved = torch.load(path)
+    assert saved["value"] == model.best_validation_score_
+    other = small(max_iter=1, random_state=7).fit(X, y)
+    load_checkpoint(path, other)
+    loaded = other.module_.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved["module"].items())
+    # The weights are the model's; its running statistics were recomputed after training.
+    for name, weight in model.module_.named_parameters():
+        torch.testing.assert_close(loaded[name], weight, rtol=0, atol=0)
+
+
+def test_bfloat16_matches_float32_and_float16_needs_cuda(digits):
+    X, y, X_test, _ = digits
+    model = small(precision="bfloat16").fit(X, y)
+    assert np.isfinite(model.loss_curve_).all()
+    low = model.transform(X_test[:50])
+    proba = model.predict_proba(X_test[:50])
+    assert low.dtype == np.float32 and proba.dtype == np.float32
+    assert model.predict(X_test[:5]).shape == (5,) and model.decision_function(X_test[:5]).dtype == np.float32
+    blocks = model.transform_blocks(X_test[:5])
+    assert all(b.dtype == np.float32 for b in blocks)
+    full = model.set_params(precision="float32").transform(X_test[:50])
+    assert np.linalg.norm(low - full) / np.linalg.norm(full) < 5e-2
+    assert np.abs(low - full).max() > 0  # bfloat16 really ran
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="float16.*CUDA"):
+            small(precision="float16").fit(X[:20], y[:20])
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """(image tensor, int label) pairs, as a torchvision dataset yields them."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return torch.as_tensor(self.X[i]), int(self.y[i])
+
+
+def test_fit_on_a_dataset_equals_fit_on_the_array(digits):
+    X, y, X_test, y_test = digits
+    from_array = small(max_iter=2).fit(X, y)
+    from_dataset = small(max_iter=2).fit(PairDataset(X, y))
+    assert from_dataset.loss_curve_ == from_array.loss_curve_
+    np.testing.assert_array_equal(from_dataset.predict(PairDataset(X_test, y_test)), from_array.predict(X_test))
+    np.testing.assert_array_equal(from_dataset.transform(torch.as_tensor(X_test[:4])),
+                                  from_array.transform(X_test[:4]))
+    # The early-stopping split reads a subset of the Dataset.
+    early = small(max_iter=2, early_stopping=True).fit(PairDataset(X, y))
+    same = small(max_iter=2, early_stopping=True).fit(X, y)
+    assert early.validation_scores_ == same.validation_scores_
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_on_gpu(digits, precision):
+    X, y, X_test, y_test = digits
+    model = small(device="cuda", precision=precision, max_iter=4).fit(X, y)
+    assert np.isfinite(model.loss_curve_).all() and model.score(X_test, y_test) > 0.8
+    low = model.transform(X_test[:50])
+    full = model.set_params(precision="float32").transform(X_test[:50])
+    assert low.dtype == np.float32 and np.linalg.norm(low - full) / np.linalg.norm(full) < 5e-2

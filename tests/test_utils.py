@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from skphase.utils import check_images, infer_image_shape, iter_batches, map_batches, resolve_device
+from skphase.utils import as_image_source, check_images, infer_image_shape, iter_batches, map_batches, resolve_device
 
 
 def test_check_images_accepts_the_three_layouts():
@@ -68,9 +68,66 @@ def test_batches_cover_everything_once():
     assert [s.stop - s.start for s in slices] == [3, 3, 3, 1]
     X = torch.arange(10.0)[:, None]
     out = map_batches(lambda b: b * 2, X, batch_size=4, device=torch.device("cpu"))
-    assert torch.equal(out, X * 2)
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, 2 * np.arange(10.0)[:, None])
     with pytest.raises(ValueError):
         list(iter_batches(3, 0))
+
+
+def test_map_batches_fills_one_array_per_output_with_the_batch_outputs():
+    X = torch.arange(24.0).reshape(12, 2)
+    calls = []
+
+    def fn(batch):
+        calls.append(batch.shape[0])
+        return batch.sum(1).to(torch.float64), (batch[:, :1] > 5)
+
+    sums, flags = map_batches(fn, X, batch_size=5, device=torch.device("cpu"))
+    assert calls == [5, 5, 2]
+    assert sums.dtype == np.float64 and sums.shape == (12,) and flags.dtype == np.bool_ and flags.shape == (12, 1)
+    np.testing.assert_array_equal(sums, np.concatenate([fn(X[s])[0].numpy() for s in iter_batches(12, 5)]))
+    np.testing.assert_array_equal(flags[:, 0], X[:, 0].numpy() > 5)
+    with pytest.raises(ValueError, match="at least one sample"):
+        map_batches(fn, X[:0], batch_size=5, device=torch.device("cpu"))
+
+
+def test_map_batches_reads_an_image_source_and_stores_bfloat16_as_float32():
+    source = as_image_source(np.arange(48, dtype=np.uint8).reshape(3, 1, 4, 4))
+    out = map_batches(lambda b: b.flatten(1).to(torch.bfloat16), source, batch_size=2, device=torch.device("cpu"))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.arange(48.0).reshape(3, 16))
+
+
+def test_map_batches_names_the_estimator_when_outputs_overflow():
+    X = torch.tensor([[1.0], [3e38]])
+    with pytest.raises(ValueError, match=r"Scat produced NaN or infinite values .* index 1, .* 3e\+38"):
+        map_batches(lambda b: b * 10, X, batch_size=1, device=torch.device("cpu"), check_finite="Scat")
+    # Without check_finite the overflow is returned as it is.
+    assert np.isinf(map_batches(lambda b: b * 10, X, batch_size=1, device=torch.device("cpu"))[1, 0])
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (2, 28, 28, 1), (2, 32, 32, 4)])
+def test_channels_last_images_are_refused_with_the_transpose_to_use(shape):
+    with pytest.raises(ValueError, match=r"channels-last .*X\.transpose\(0, 3, 1, 2\)"):
+        check_images(np.zeros(shape))
+    # Saying the layout is (C, H, W) with image_shape accepts it.
+    assert check_images(np.zeros(shape), image_shape=shape[1:]).shape == shape
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 64, 4, 4), (2, 4, 8, 3), (2, 1, 28, 28)])
+def test_channels_first_images_with_small_sizes_are_accepted(shape):
+    assert check_images(np.zeros(shape)).shape == shape
+
+
+def test_flat_rows_of_three_squares_need_an_image_shape():
+    with pytest.raises(ValueError, match=r"image_shape=\(3, 32, 32\)"):
+        infer_image_shape(3072)
+    with pytest.raises(ValueError, match=r"image_shape=\(3, 4, 4\)"):
+        check_images(np.zeros((2, 48)))
+    assert infer_image_shape(3072, (3, 32, 32)) == (3, 32, 32)
+    assert infer_image_shape(3072, (1, 1, 3072)) == (1, 1, 3072)
+    # Small widths stay 1 x d signals (3 x 1 x 1, 3 x 2 x 2 and 3 x 3 x 3 are not colour images).
+    assert [infer_image_shape(d) for d in (3, 12, 27)] == [(1, 1, 3), (1, 1, 12), (1, 1, 27)]
 
 
 RETAIN_SCRIPT = """
@@ -97,3 +154,9 @@ def test_retain_freed_memory_stops_large_tensors_from_faulting_again():
     # 64 MiB are 16,384 pages of 4 KiB: faulted in at every allocation by default, reused once retained.
     assert faults("default") > 10_000
     assert faults("retain") < 1_000
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 0, 4), (3, 0, 4, 4), (3, 1, 4, 0)])
+def test_images_without_pixels_raise(shape):
+    with pytest.raises(ValueError, match="hold no pixel"):
+        check_images(np.zeros(shape))

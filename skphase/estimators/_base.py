@@ -13,22 +13,25 @@ import warnings
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
+from torch.serialization import default_restore_location
 
-from ..utils import check_images, resolve_device
-from ..utils._sources import as_image_source
+from ..utils import resolve_device
+from ..utils._device import carries_torch, match_worker_threads
+from ..utils._sources import ImageSource, _as_array, as_image_source, is_torch_dataset
 
 __all__ = ["ImageEstimatorMixin"]
 
 
 def _ndim(X):
-    return X.ndim if isinstance(X, torch.Tensor) else np.asarray(X).ndim
-
-
-def _ndim_or_none(X):
-    """Number of dimensions of an array-like (None for a Dataset), without converting arrays."""
-    if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
+    """Number of dimensions of an array-like; None for a Dataset or what is not an array of numbers."""
+    if is_torch_dataset(X) or isinstance(X, ImageSource):
         return None
-    return X.ndim if hasattr(X, "ndim") and hasattr(X, "shape") else _ndim(X)
+    if hasattr(X, "ndim") and hasattr(X, "shape"):  # arrays, tensors, DataFrames: no conversion
+        return X.ndim
+    try:
+        return np.asarray(X).ndim
+    except ValueError:  # ragged lists: the image validation names the problem
+        return None
 
 
 class ImageEstimatorMixin:
@@ -37,45 +40,39 @@ class ImageEstimatorMixin:
     #: Fitted attributes left out of pickles; a subclass rebuilds them in ``__setstate__``.
     _transient_attributes = ()
 
-    def _validate_images(self, X, *, reset, min_samples=1):
-        """Return ``X`` as a CPU float tensor ``(n, C, H, W)``.
+    # scikit-learn's HTML repr (Jupyter) links an estimator to its documentation page: every
+    # estimator is public at the top level, so its API page is ``skphase.<Name>`` (docs/api.rst).
+    _doc_link_module = "skphase"
+    _doc_link_template = "https://skphase.readthedocs.io/en/latest/api/generated/skphase.{estimator_name}.html"
 
-        With ``reset=True`` (in ``fit``) it records ``n_features_in_`` and
-        ``image_shape_``; otherwise it checks that ``X`` matches them.
+    def _validate_images(self, X, *, reset, min_samples=1):
+        """Return ``X`` as one CPU float32 tensor ``(n, C, H, W)`` (see :meth:`_validate_source`).
+
+        For estimators that keep every image in memory; the others read batches
+        from :meth:`_validate_source` instead.
         """
-        if not reset:
-            check_is_fitted(self)
-        if _ndim(X) == 2:
-            # Flat rows: let scikit-learn track n_features_in_ and feature names.
-            validate_data(self, X, reset=reset, skip_check_array=True)
-        images = check_images(
-            X, image_shape=getattr(self, "image_shape", None), min_samples=min_samples
-        )
-        if reset:
-            self.image_shape_ = tuple(images.shape[1:])
-            self.n_features_in_ = int(np.prod(self.image_shape_))
-            if _ndim(X) != 2 and hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-            return images
-        self._check_fitted_shape(tuple(images.shape[1:]))
-        return images
+        return self._validate_source(X, reset=reset, min_samples=min_samples).to_tensor()
 
     def _validate_source(self, X, *, reset, min_samples=1, dtype=torch.float32, num_workers=0):
         """Return ``X`` as an :class:`~skphase.utils._sources.ImageSource`, read batch by batch.
 
-        Like :meth:`_validate_images`, but the images stay in their own dtype and
-        storage (a memmap, uint8, a torch Dataset) until a batch is read.
+        With ``reset=True`` (in ``fit``) it records ``n_features_in_`` and
+        ``image_shape_``; otherwise it checks that ``X`` matches them. The images
+        stay in their own dtype and storage (a memmap, uint8, a torch Dataset)
+        until a batch is read.
         """
         if not reset:
             check_is_fitted(self)
-        if _ndim_or_none(X) == 2:
+        if not (is_torch_dataset(X) or isinstance(X, ImageSource) or hasattr(X, "ndim")):
+            X = _as_array(X, "X")  # a list: converted once, here
+        if _ndim(X) == 2:
             validate_data(self, X, reset=reset, skip_check_array=True)
         source = as_image_source(X, image_shape=getattr(self, "image_shape", None), dtype=dtype,
                                  min_samples=min_samples, num_workers=num_workers)
         if reset:
             self.image_shape_ = tuple(source.image_shape)
             self.n_features_in_ = int(np.prod(self.image_shape_))
-            if _ndim_or_none(X) != 2 and hasattr(self, "feature_names_in_"):
+            if _ndim(X) != 2 and hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         else:
             self._check_fitted_shape(source.image_shape)
@@ -97,17 +94,22 @@ class ImageEstimatorMixin:
             )
 
     def _resolve_device(self):
-        """Resolve the ``device`` parameter into ``device_`` (called in ``fit``)."""
+        """Resolve the ``device`` parameter into ``device_`` (called in ``fit``).
+
+        In a dask.distributed worker this also lowers torch's CPU threads to the
+        worker's thread budget (see :func:`~skphase.utils.resolve_device` for the
+        GPU each worker picks).
+        """
+        match_worker_threads()
         self.device_ = resolve_device(getattr(self, "device", "auto"))
         return self.device_
 
     def __getstate__(self):
+        # Every attribute holding a tensor or module, nested ones included (an optimizer's state
+        # dict, lists of per-iteration tensors), goes through torch.save, so that __setstate__
+        # can map its storages to a device that exists where the model is loaded.
         state = {k: v for k, v in self.__dict__.items() if k not in self._transient_attributes}
-        torch_state = {
-            key: value
-            for key, value in state.items()
-            if isinstance(value, (torch.nn.Module, torch.Tensor))
-        }
+        torch_state = {key: value for key, value in state.items() if carries_torch(value)}
         if torch_state:
             buffer = io.BytesIO()
             torch.save(torch_state, buffer)
@@ -119,15 +121,24 @@ class ImageEstimatorMixin:
     def __setstate__(self, state):
         state = dict(state)
         device = state.get("device_")
-        if isinstance(device, torch.device) and device.type == "cuda" and not torch.cuda.is_available():
-            warnings.warn(
-                f"This model was fitted on {device}, which is not available here; "
-                "it is loaded on the CPU and will run there.",
-                UserWarning,
-            )
-            device = state["device_"] = torch.device("cpu")
+        if isinstance(device, torch.device) and device.type != "cpu":
+            try:
+                resolve_device(device)
+            except ValueError:
+                here = resolve_device("auto")
+                warnings.warn(
+                    f"This model was fitted on {device}, which is not available here; "
+                    f"it is loaded on {here} and will run there.",
+                    UserWarning,
+                )
+                device = state["device_"] = here
         blob = state.pop("_torch_state_bytes", None)
         if blob is not None:
-            map_location = device if isinstance(device, torch.device) else "cpu"
-            state.update(torch.load(io.BytesIO(blob), map_location=map_location, weights_only=False))
+            target = str(device) if isinstance(device, torch.device) else "cpu"
+
+            def restore(storage, location):
+                # Storages kept on the CPU on purpose stay there; the others go to the model's device.
+                return storage if location == "cpu" else default_restore_location(storage, target)
+
+            state.update(torch.load(io.BytesIO(blob), map_location=restore, weights_only=False))
         self.__dict__.update(state)

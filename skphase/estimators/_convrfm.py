@@ -36,7 +36,7 @@ from ..nn._patch_kernels import (
     psd_sqrt,
     transform_patches,
 )
-from ..utils import make_generator, seed_from_random_state, to_numpy
+from ..utils import make_generator, map_batches, seed_from_random_state, to_numpy
 from ._base import ImageEstimatorMixin
 
 __all__ = ["ConvRFM", "ConvRFMRegressor"]
@@ -118,7 +118,7 @@ _ATTRIBUTES_DOC = """\
     agop_eigenvalues_ : list of ndarray
         Eigenvalues of each computed patch AGOP (largest last).
     centers_ : torch.Tensor of shape (n_samples, C, H, W)
-        Training images, the centres of the kernel predictor.
+        Training images in ``dtype``, the centres of the kernel predictor.
     dual_coef_ : torch.Tensor of shape (n_samples, n_outputs)
         Coefficients of the predictor on the (max-scaled) kernel.
     n_iter_ : int
@@ -276,11 +276,13 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         stages, scores = [], []
         start = time.perf_counter()
         for iteration in range(self.n_iter + 1):
-            A = transform_patches(patches_train, T)
+            # Iteration 0 has T = I: skip the product, which would copy every patch once more.
+            T_apply = None if iteration == 0 else T
+            A = transform_patches(patches_train, T_apply)
             coef = self._solve(self._kernel(A), Y_train)
             stages.append((T, coef))
             if patches_val is not None:
-                outputs = to_numpy(self._kernel(transform_patches(patches_val, T), A) @ coef)
+                outputs = to_numpy(self._kernel(transform_patches(patches_val, T_apply), A) @ coef)
                 scores.append(self._validation_score(outputs, truth_val))
             else:
                 scores.append(np.nan)
@@ -308,7 +310,10 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
         Parameters
         ----------
-        X : array-like of shape (n, C, H, W), (n, H, W) or (n, d)
+        X : array-like, torch.Tensor or torch Dataset
+            ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` images (any real
+            dtype), or a map-style Dataset of images. Copied once, into
+            ``dtype``: that copy is ``centers_``.
         y : array-like of shape (n,) (or (n, n_outputs) for the regressor)
 
         Returns
@@ -318,34 +323,38 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         name = type(self).__name__
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None.")
-        images = self._validate_images(X, reset=True, min_samples=2)  # one image has no gradient to learn from
-        Y, truth, strata = self._encode_targets(y)
-        if Y.shape[0] != images.shape[0]:
-            raise ValueError(f"y has {Y.shape[0]} targets for {images.shape[0]} images; pass one per image.")
-        self._resolve_device()
         self._dtype = torch.float32 if self.dtype == "float32" else torch.float64
+        # One image has no gradient to learn from.
+        source = self._validate_source(X, reset=True, min_samples=2, dtype=self._dtype)
+        Y, truth, strata = self._encode_targets(y)
+        if Y.shape[0] != source.n_samples:
+            raise ValueError(f"y has {Y.shape[0]} targets for {source.n_samples} images; pass one per image.")
+        images = source.to_tensor()  # the only copy of X: the kernel machine keeps it as its centres
+        self._resolve_device()
         self._grid = patch_grid_shape(images.shape[-2:], **self._geometry())
         self._rng = np.random.RandomState(seed_from_random_state(self.random_state))
         self._generator = make_generator(self._rng)
 
-        patches = self._patches(images)
         Y = torch.as_tensor(Y).to(self.device_, self._dtype)
         split = self._split(images.shape[0], strata)
         self.agop_eigenvalues_ = []
         if split is None:
-            stages, scores = self._run_iterations(patches, Y, None, None)
+            stages, scores = self._run_iterations(self._patches(images), Y, None, None)
             best = len(stages) - 1
             T, coef = stages[best]
+            self._stage_rows = None
         else:
-            train, val = (torch.as_tensor(s, device=patches.device) for s in split)
-            stages, scores = self._run_iterations(patches[train], Y[train], patches[val], truth[split[1]])
+            # Patches of the two splits are extracted from their images, not indexed out of the
+            # patches of all images, which would hold every patch twice.
+            train, val = (torch.as_tensor(s) for s in split)
+            self._stage_rows = train  # the centres of the staged models, indices into centers_
+            stages, scores = self._run_iterations(self._patches(images[train]), Y[train.to(Y.device)],
+                                                  self._patches(images[val]), truth[split[1]])
             best = int(np.nanargmax(scores))
             T = stages[best][0]
             # Refit the ridge regression with the chosen features on every training sample.
-            coef = self._solve(self._kernel(transform_patches(patches, T)), Y)
-        # Kept on the CPU: a list of tensors escapes the mixin's device-safe pickling.
-        self._stages = [(stage_T.cpu(), stage_coef.cpu()) for stage_T, stage_coef in stages]
-        self._stage_centers = images if split is None else images[torch.as_tensor(split[0])]
+            coef = self._solve(self._kernel(transform_patches(self._patches(images), T)), Y)
+        self._stages = list(stages)
         self.validation_scores_ = scores
         self.best_iteration_ = best
         self.n_iter_ = len(stages) - 1
@@ -373,14 +382,14 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     # ------------------------------------------------------------- prediction
     def _ridge_outputs(self, X, T, coef, centers):
         """Kernel ridge outputs ``(n, n_outputs)`` (float64 numpy) of the model ``(T, coef, centers)``."""
-        images = self._validate_images(X, reset=False)
+        source = self._validate_source(X, reset=False, dtype=self._dtype)
         B = transform_patches(self._patches(centers), T)
-        outputs = []
-        # Patches of a few images at a time: all patches of a large test set would not fit.
-        for start in range(0, images.shape[0], self.batch_size):
-            A = transform_patches(self._patches(images[start : start + self.batch_size]), T)
-            outputs.append(to_numpy(self._kernel(A, B) @ coef))
-        return np.concatenate(outputs).astype(np.float64)
+
+        def outputs(batch):  # patches of a few images at a time: those of a large test set would not fit
+            return self._kernel(transform_patches(self._patches(batch), T), B) @ coef
+
+        out = map_batches(outputs, source, batch_size=self.batch_size, device=self.device_)
+        return out.astype(np.float64, copy=False)
 
     def _fitted_outputs(self, X):
         check_is_fitted(self)
@@ -389,8 +398,9 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def _staged_outputs(self, X):
         """Ridge outputs of each iteration's model (fitted on the training split), in order."""
         check_is_fitted(self)
+        centers = self.centers_ if self._stage_rows is None else self.centers_[self._stage_rows]
         for T, coef in self._stages:
-            yield self._ridge_outputs(X, T.to(self.device_), coef.to(self.device_), self._stage_centers)
+            yield self._ridge_outputs(X, T, coef, centers)
 
     def transform(self, X):
         """Feature maps of the learned filters: ``conv2d(X, filters_)``, flattened.
@@ -400,15 +410,15 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         ndarray of shape (n, n_filters * H_out * W_out), float32
         """
         check_is_fitted(self)
-        images = self._validate_images(X, reset=False)
+        source = self._validate_source(X, reset=False)
         weight = torch.as_tensor(self.filters_, device=self.device_)
         geometry = self._geometry()
-        outputs = []
-        for start in range(0, images.shape[0], self.batch_size):
-            batch = images[start : start + self.batch_size].to(self.device_, torch.float32)
+
+        def feature_maps(batch):
             maps = torch.nn.functional.conv2d(batch, weight, stride=geometry["stride"], padding=geometry["padding"])
-            outputs.append(to_numpy(maps.flatten(1)))
-        return np.concatenate(outputs).astype(np.float32)
+            return maps.flatten(1)
+
+        return map_batches(feature_maps, source, batch_size=self.batch_size, device=self.device_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

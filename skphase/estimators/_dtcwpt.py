@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..filters._packets import dtcwpt_packet_info, select_packets
 from ..nn._dtcwpt import POOLINGS, dtcwpt_pool, idtcwpt2d
-from ..utils import map_batches, progress_bar, to_numpy
+from ..utils import map_batches, progress_bar
 from ._base import ImageEstimatorMixin
 
 __all__ = ["DTCWPTFeatures"]
@@ -47,9 +47,14 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         Mix colour channels into one grey map first ("luminance": BT.601
         weights, needs 3 channels).
     dtype : {"float64", "float32"}, default="float64"
-        Precision of the computation (the output is float32 either way).
-        "float64" makes each sample's features independent of the batch it is
-        computed in to float32 precision; "float32" is about twice as fast.
+        Precision of the computation: each batch of images is read in this
+        dtype (integer and float16/float32 images exactly, so uint8 0-255 is
+        read as 0.0-255.0) and transformed in it. The output is float64 for
+        float64 input with ``dtype="float64"`` (so ``inverse_transform`` of
+        ``pooling="none"`` features reconstructs float64 images to float64
+        round-off), float32 otherwise. "float64" also makes each sample's
+        features independent of the batch it is computed in to float32
+        precision; "float32" is about twice as fast.
     padding : {"zero", "error"}, default="zero"
         Images whose height or width is not a multiple of ``2**J`` are padded with
         zeros at the bottom/right ("zero") or refused ("error").
@@ -58,7 +63,8 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         (square single-channel images, else ``1 x d``).
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
     batch_size : int, default=256
-        Images transformed at a time (bounds memory).
+        Images read, padded and transformed at a time: memory beyond the
+        output grows with ``batch_size``, not with the number of images.
     verbose : int, default=0
         Show a progress bar in ``transform``.
 
@@ -82,6 +88,15 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         Shape of one transformed sample before flattening: ``(n_maps, h, w)``, or
         ``(n_maps, 2, h, w)`` for ``pooling="none"`` (real, imaginary), where
         ``n_maps = n_input_maps * n_kept`` (input map major).
+
+    Notes
+    -----
+    There is no ``precision`` (bfloat16/float16 autocast) parameter: the transform is a few
+    convolutions over few channels, bound by memory traffic rather than arithmetic, so that in
+    bfloat16 it runs at most slightly faster than in float32, and sometimes slower, while its
+    features lose four orders of magnitude of accuracy and :meth:`inverse_transform` its exact
+    reconstruction; ``dtype="float32"`` is the fast setting (see benchmarks/bench_precision.py
+    for figures).
 
     Examples
     --------
@@ -141,14 +156,17 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n, C, H, W), (n, H, W) or (n, d)
+        X : array-like, torch.Tensor or torch Dataset
+            ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` images (any real
+            dtype, memmaps included), or a map-style Dataset of images or
+            ``(image, label)`` pairs. Only validated, never converted whole.
         y : ignored
 
         Returns
         -------
         self
         """
-        images = self._validate_images(X, reset=True)
+        self._validate_source(X, reset=True)
         n_channels, height, width = self.image_shape_
         if self.grey == "luminance" and n_channels != 3:
             raise ValueError(
@@ -173,23 +191,28 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         parts = (2,) if self.pooling == "none" else ()
         self.output_shape_ = (n_maps,) + parts + spatial
         self._resolve_device()
-        del images
         return self
 
     def _prepare(self, images):
-        """Grey mixing and zero padding of a CPU batch."""
+        """Grey mixing and zero padding of one batch (already in the computation dtype)."""
         if self.grey == "mean":
             images = images.mean(dim=1, keepdim=True)
         elif self.grey == "luminance":
-            weights = torch.tensor(_LUMINANCE, dtype=images.dtype).view(1, 3, 1, 1)
+            weights = torch.tensor(_LUMINANCE, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
             images = (images * weights).sum(dim=1, keepdim=True)
-        images = images.to(getattr(torch, self.dtype))
         height, width = images.shape[-2:]
         return F.pad(images, (0, self.padded_shape_[1] - width, 0, self.padded_shape_[0] - height))
 
+    def _output_dtype(self, source):
+        """float64 for float64 images transformed in float64, else float32 (see ``dtype``)."""
+        keep = self.dtype == "float64" and source.input_dtype == torch.float64
+        return torch.float64 if keep else torch.float32
+
     def _features(self, batch):
+        batch = self._prepare(batch)
         out = dtcwpt_pool(batch, self.J, self.pooling)
-        out = out[:, :, torch.as_tensor(self.channel_indices_, device=out.device)]
+        if self.channel_indices_.size < out.shape[2]:  # indexing every channel would only copy them
+            out = out[:, :, torch.as_tensor(self.channel_indices_, device=out.device)]
         if self.pooling == "none":
             out = torch.view_as_real(out).movedim(-1, -3)  # (n, C, k, 2, h, w)
         return out.reshape(out.shape[0], -1)
@@ -199,22 +222,33 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or torch.Tensor, images of the shape seen in ``fit``
+        X : array-like, torch.Tensor or torch Dataset
+            Images of the shape seen in ``fit`` (see :meth:`fit`), read
+            ``batch_size`` at a time.
 
         Returns
         -------
-        ndarray of shape (n, prod(output_shape_)), float32
-            Flattened maps, input map major, then kept packet, (part,) row, column.
+        ndarray of shape (n, prod(output_shape_))
+            Flattened maps, input map major, then kept packet, (part,) row,
+            column; float64 for float64 input with ``dtype="float64"``, else
+            float32.
+
+        Raises
+        ------
+        ValueError
+            When the features overflow (NaN or infinity), e.g. for inputs near
+            the largest float32.
         """
-        images = self._prepare(self._validate_images(X, reset=False))
-        out = map_batches(
-            self._features,
-            images,
+        source = self._validate_source(X, reset=False, dtype=getattr(torch, self.dtype))
+        out_dtype = self._output_dtype(source)
+        return map_batches(
+            lambda batch: self._features(batch).to(out_dtype),
+            source,
             batch_size=self.batch_size,
             device=self.device_,
             progress=progress_bar(self.verbose, "DT-CWPT"),
+            check_finite=type(self).__name__,
         )
-        return to_numpy(out).astype(np.float32, copy=False)
 
     def inverse_transform(self, X):
         """Images from ``pooling="none"`` features (dropped packets count as zero).
@@ -225,8 +259,9 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n, C * H * W), float32
-            Flat images (reshape with ``image_shape_``); exact when all packets are kept.
+        ndarray of shape (n, C * H * W)
+            Flat images (reshape with ``image_shape_``); exact when all packets
+            are kept. float64 for float64 ``X`` with ``dtype="float64"``, else float32.
         """
         check_is_fitted(self)
         if self.pooling != "none" or self.grey is not None:
@@ -234,25 +269,28 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
                 "inverse_transform needs pooling='none' and grey=None (modulus, max or real "
                 f"features and grey mixing lose information); got pooling={self.pooling!r}, grey={self.grey!r}."
             )
-        features = torch.as_tensor(np.asarray(X, dtype=self.dtype))
+        features = X if isinstance(X, (np.ndarray, torch.Tensor)) else np.asarray(X)  # arrays: not copied
         expected = int(np.prod(self.output_shape_))
         if features.ndim != 2 or features.shape[1] != expected:
             raise ValueError(
                 f"X must have shape (n, {expected}) as returned by transform; got {tuple(features.shape)}."
             )
+        compute = getattr(torch, self.dtype)
+        keep = compute == torch.float64 and str(features.dtype).removeprefix("torch.") == "float64"
+        out_dtype = torch.float64 if keep else torch.float32
         n_channels, height, width = self.image_shape_
         n_kept = self.channel_indices_.size
         index = torch.as_tensor(self.channel_indices_)
 
         def invert(batch):
-            parts = batch.reshape((-1, n_channels, n_kept) + self.output_shape_[1:])
+            parts = batch.to(compute).reshape((-1, n_channels, n_kept) + self.output_shape_[1:])
             coeffs = torch.complex(parts[:, :, :, 0], parts[:, :, :, 1])
             full = coeffs.new_zeros(coeffs.shape[:2] + (2 * 4**self.J,) + coeffs.shape[-2:])
             full[:, :, index.to(full.device)] = coeffs
-            return idtcwpt2d(full, self.J)[..., :height, :width].reshape(batch.shape[0], -1)
+            return idtcwpt2d(full, self.J)[..., :height, :width].reshape(batch.shape[0], -1).to(out_dtype)
 
-        out = map_batches(invert, features, batch_size=self.batch_size, device=self.device_)
-        return to_numpy(out).astype(np.float32, copy=False)
+        # Batches of X are cast one at a time (features may be far larger than the images).
+        return map_batches(invert, features, batch_size=self.batch_size, device=self.device_)
 
     def get_feature_names_out(self, input_features=None):
         """Names ``dtcwptfeatures_c{map}_xi(+x,+y)[_re|_im]_y{row}_x{col}``.
@@ -283,5 +321,5 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"] if self.dtype == "float64" else ["float32"]
         return tags

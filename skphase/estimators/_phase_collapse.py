@@ -1,6 +1,7 @@
 """ScatteringPhaseCollapse: the learned scattering network as a scikit-learn estimator."""
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -11,14 +12,32 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ..nn._augment import AUGMENTATIONS
+from ..nn._callbacks import EpochLogger
 from ..nn._complex_ops import NONLINEARITIES
+from ..nn._optimizers import OPTIMIZERS, optimizer_class
 from ..nn._phase_collapse_net import PhaseCollapseNet, count_subsamplings
 from ..nn._scattering_block import VARIANTS
-from ..nn._training import AUGMENTATIONS, SCHEDULES, train_classifier
-from ..utils import make_generator, map_batches, min_image_size_error, progress_bar, to_numpy
+from ..nn._schedules import SCHEDULES
+from ..nn._training import TrainingInterrupted, train_classifier
+from ..utils import is_integer, make_generator, map_batches, min_image_size_error, progress_bar, to_numpy
+from ..utils._precision import PRECISIONS, autocast, check_precision
+from ..utils._progress import epoch_progress
 from ._base import ImageEstimatorMixin
 
 __all__ = ["ScatteringPhaseCollapse", "PhaseCollapse"]
+
+
+def _is_whole(value):
+    """True for an integer, or a real number with an integer value (8.0); False for 4.5 and bools."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return is_integer(value) or float(value).is_integer()
+
+
+def _as_numpy(out):
+    """``map_batches`` output as a numpy array, whether it returns tensors or arrays."""
+    return to_numpy(out) if isinstance(out, torch.Tensor) else np.asarray(out)
 
 
 class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -62,10 +81,29 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         Mini-batch size in training, and the number of images processed at a
         time in ``transform``/``predict`` (bounds memory).
     learning_rate_init : float, default=0.05
-        SGD learning rate at the start of the schedule.
+        Learning rate at the start of the schedule (the optimizer's ``lr``).
     momentum : float, default=0.9
+        Passed only to optimizers whose constructor takes a ``momentum``
+        argument (SGD; not Adam or AdamW).
     weight_decay : float, default=1e-4
+        Passed to every optimizer that takes it: an L2 penalty in SGD and Adam,
+        decoupled decay in AdamW (which then runs with this value, not its own
+        default of 1e-2).
+    optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer subclass, default="sgd"
+        The optimizer: SGD with momentum (the paper's), Adam, AdamW, or any
+        optimizer class (not an instance), built on the network's parameters
+        with ``lr=learning_rate_init`` and the arguments above that it takes.
+    optimizer_params : dict or None, default=None
+        More keyword arguments of the optimizer (``{"betas": (0.9, 0.99)}``,
+        ``{"nesterov": True}``); they override the parameters above.
     schedule : {"cosine", "step", "constant"}, default="cosine"
+        Learning-rate factor over the budget: a cosine from 1 to 0, steps by
+        ``gamma``, or constant. The schedule runs over ``max_iter`` epochs, or
+        over ``max_time`` when that ends first.
+    schedule_params : dict or None, default=None
+        For ``"step"``: ``step_size`` (in epochs, default ``max_iter / 3``) and
+        ``gamma`` (default 0.1). The paper's "x0.1 every 70 of 300 epochs" is
+        ``max_iter=300, schedule="step", schedule_params={"step_size": 70}``.
     augmentation : {None, "crop", "crop+flip"}, default=None
         Random crops (padding of ``H // 8`` pixels) and horizontal flips.
     early_stopping : bool, default=False
@@ -78,18 +116,42 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
     max_time : float or None, default=None
         Training budget in seconds: no epoch starts that would end past it (judged by the last
         epoch's duration), and when the budget ends before ``max_iter`` epochs the learning-rate
-        schedule runs over the budget instead, so that it still anneals.
+        schedule runs over the budget instead, so that it still anneals. The pass that recomputes
+        the running statistics after the last epoch (see Notes) comes on top of it.
+    callbacks : list or None, default=None
+        Called after every epoch: callables ``cb(estimator, info)`` or objects
+        with ``on_epoch_end(estimator, info)`` (and optionally
+        ``on_train_begin(estimator)``, ``on_train_end(estimator, result)``);
+        ``info`` is a :class:`skphase.nn.EpochInfo` (epoch, loss,
+        validation_score, learning_rate, times, is_best, module, optimizer). A
+        callback returning True stops training (``stopped_by_ == "callback"``).
+        Built-ins: :class:`skphase.nn.Checkpoint`, :class:`skphase.nn.EpochLogger`,
+        :class:`skphase.nn.StopAfter`.
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Arithmetic of the forward passes, in training and inference:
+        ``"bfloat16"`` and ``"float16"`` run under :func:`torch.autocast`
+        (float16 on CUDA only, with gradient scaling), while the loss, the
+        weights and every output stay float32.
     warm_start : bool, default=False
-        Continue training the fitted network (same data shape and classes).
+        Continue training the fitted network (same data shape, classes and
+        architecture parameters), and its optimizer state when ``optimizer``
+        is unchanged.
     image_shape : tuple of int or None, default=None
         ``(H, W)`` or ``(C, H, W)`` of one image when ``X`` is flat.
     device : str, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    num_workers : int, default=0
+        Worker processes of the :class:`torch.utils.data.DataLoader` that reads
+        ``X`` when it is a torch Dataset.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial projections, the shuffling and the augmentation.
         Equal seeds give equal results on the CPU.
     verbose : int, default=0
-        Show a progress bar over epochs.
+        1: one progress bar per epoch over its batches, with the running loss,
+        left on screen with the epoch's loss (and validation accuracy); 2 and
+        more: also one line per epoch logged to ``logging.getLogger("skphase")``
+        at INFO level (shown once logging is configured, e.g.
+        ``logging.basicConfig(level=logging.INFO)``).
 
     Attributes
     ----------
@@ -114,9 +176,10 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
     best_loss_ : float
     best_validation_score_ : float or None
     stopped_by_ : str
-        Why training ended: ``"max_iter"``, ``"early_stopping"``, ``"max_time"`` or ``"interrupted"``.
+        Why training ended: ``"max_iter"``, ``"early_stopping"``, ``"max_time"``,
+        ``"callback"`` or ``"interrupted"``.
     training_time_ : float
-        Seconds spent in the last call to ``fit``.
+        Seconds spent in the last call to ``fit``, the final statistics pass included.
 
     See Also
     --------
@@ -128,6 +191,23 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
     the last block's complex map, channels last, real parts then imaginary
     parts. :meth:`transform_blocks` returns every block's output, and forward
     hooks on ``module_.blocks`` reach them inside torch code.
+
+    After the last epoch, one pass over the training images without gradients
+    recomputes the running statistics of the standardisations from the final
+    weights (:func:`skphase.nn.recalibrate_running_statistics`), so that
+    ``predict`` and ``transform`` use statistics of the network as trained
+    rather than an average that lags behind it (it would after a short
+    training or on inputs of unusual scale).
+
+    Ctrl-C during ``fit`` keeps the best weights reached (by validation
+    accuracy with ``early_stopping``, else by training loss), stores every
+    fitted attribute (``stopped_by_ == "interrupted"``), so the model can be
+    used, and then raises :class:`skphase.nn.TrainingInterrupted` (a
+    ``KeyboardInterrupt``) so that scripts and ``cross_validate`` stop.
+    ``warm_start=True`` continues from there. The weights saved by a
+    :class:`skphase.nn.Checkpoint` go back into a fitted estimator with
+    ``skphase.nn.load_checkpoint(path, estimator)``, i.e.
+    ``estimator.module_.load_state_dict(torch.load(path)["module"])``.
 
     References
     ----------
@@ -158,26 +238,33 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
         "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "optimizer_params": [dict, None],
         "schedule": [StrOptions(set(SCHEDULES))],
+        "schedule_params": [dict, None],
         "augmentation": [StrOptions({a for a in AUGMENTATIONS if a}), None],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "max_time": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "callbacks": [list, None],
+        "precision": [StrOptions(set(PRECISIONS))],
         "warm_start": ["boolean"],
         "image_shape": ["array-like", None],
         "device": [str, torch.device],
+        "num_workers": [Interval(numbers.Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
     def __init__(self, *, widths=(32, 64, 128), n_blocks=None, L=4, nonlinearity="modulus",
                  variant="lscat+skip", factorized=False, max_iter=20, batch_size=128,
-                 learning_rate_init=0.05, momentum=0.9, weight_decay=1e-4, schedule="cosine",
-                 augmentation=None, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5,
-                 tol=1e-4, max_time=None, warm_start=False, image_shape=None, device="auto",
-                 random_state=None, verbose=0):
+                 learning_rate_init=0.05, momentum=0.9, weight_decay=1e-4, optimizer="sgd",
+                 optimizer_params=None, schedule="cosine", schedule_params=None, augmentation=None,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, max_time=None,
+                 callbacks=None, precision="float32", warm_start=False, image_shape=None, device="auto",
+                 num_workers=0, random_state=None, verbose=0):
         self.widths = widths
         self.n_blocks = n_blocks
         self.L = L
@@ -189,32 +276,58 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         self.learning_rate_init = learning_rate_init
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.optimizer_params = optimizer_params
         self.schedule = schedule
+        self.schedule_params = schedule_params
         self.augmentation = augmentation
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.max_time = max_time
+        self.callbacks = callbacks
+        self.precision = precision
         self.warm_start = warm_start
         self.image_shape = image_shape
         self.device = device
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ set-up
     def _block_widths(self):
-        if isinstance(self.widths, numbers.Integral):
+        if is_integer(self.widths):
             return [int(self.widths)] * (self.n_blocks or 1)
-        widths = [int(w) for w in self.widths]
-        if not widths or min(widths) < 1:
-            raise ValueError(f"widths must be positive integers, got {self.widths!r}.")
+        widths = list(self.widths)
+        if not widths or not all(_is_whole(w) and w >= 1 for w in widths):
+            raise ValueError(f"widths must be positive integers (one per block), got {self.widths!r}.")
+        widths = [int(w) for w in widths]
         if self.n_blocks is not None and self.n_blocks != len(widths):
             raise ValueError(
                 f"n_blocks={self.n_blocks} but widths has {len(widths)} entries; give one width per "
                 "block or an int width."
             )
         return widths
+
+    def _architecture(self, widths):
+        """The parameters that shape the network, as a warm start must find them again."""
+        return {"widths": tuple(widths), "n_blocks": self.n_blocks, "L": self.L, "nonlinearity": self.nonlinearity,
+                "variant": self.variant, "factorized": bool(self.factorized)}
+
+    def _check_warm_architecture(self, widths):
+        fitted = self._fitted_architecture
+        current = self._architecture(widths)
+        changed = [name for name in ("L", "nonlinearity", "variant", "factorized") if current[name] != fitted[name]]
+        if current["widths"] != fitted["widths"]:
+            changed.append("n_blocks" if current["n_blocks"] != fitted["n_blocks"] else "widths")
+        if changed:
+            name = changed[0]
+            raise ValueError(
+                f"warm_start=True continues the fitted network, but {name} changed since it was fitted "
+                f"({fitted[name]!r} -> {current[name]!r}); set {name} back, or set warm_start=False to train "
+                "a new network."
+            )
 
     def _check_image_size(self, n_blocks):
         _, height, width = self.image_shape_
@@ -243,29 +356,49 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
 
     # ---------------------------------------------------------------- training
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y=None):
         """Train the network end to end on images ``X`` with labels ``y``.
 
         Parameters
         ----------
-        X : array-like or torch.Tensor
-            ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` (see ``image_shape``).
-        y : array-like of shape (n,)
+        X : array-like, torch.Tensor or torch.utils.data.Dataset
+            ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` (see ``image_shape``),
+            in any numeric dtype (read batch by batch), or a map-style Dataset of
+            images or of ``(image, label)`` pairs (read with ``num_workers``).
+        y : array-like of shape (n,) or None
+            Labels; None takes those of a Dataset of ``(image, label)`` pairs.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        skphase.nn.TrainingInterrupted
+            On Ctrl-C, after storing the best model reached (see Notes).
         """
+        if self.batch_size < 2:
+            raise ValueError(
+                f"batch_size={self.batch_size} is too small for training: the standardisation of every block "
+                "needs the statistics of at least 2 images per batch; use batch_size >= 2 (e.g. 32 or 128)."
+            )
         warm = self.warm_start and hasattr(self, "module_")
-        images = self._validate_images(X, reset=not warm)
-        encoder = self._encode_targets(y, images.shape[0])
+        widths = self._block_widths()
+        if warm:
+            self._check_warm_architecture(widths)
+        source = self._validate_source(X, reset=not warm, min_samples=2, num_workers=self.num_workers)
+        if y is None:
+            y = source.labels()
+        encoder = self._encode_targets(y, source.n_samples)
         if warm and not np.array_equal(encoder.classes_, self.classes_):
             raise ValueError("warm_start needs the classes of the first fit; got different classes.")
         self.classes_ = encoder.classes_
         labels = torch.as_tensor(encoder.transform(column_or_1d(y)), dtype=torch.int64)
-        widths = self._block_widths()
         self._check_image_size(len(widths))
         device = self._resolve_device()
+        check_precision(self.precision, device)
+        kind = optimizer_class(self.optimizer)
+        optimizer_kind = f"{kind.__module__}.{kind.__qualname__}"
         generator = make_generator(self.random_state)
         if not warm:
             self.module_ = PhaseCollapseNet(
@@ -273,27 +406,50 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
                 nonlinearity=self.nonlinearity, variant=self.variant, factorized=self.factorized,
                 generator=generator,
             )
+            self._fitted_architecture = self._architecture(widths)
             self.n_iter_, self.loss_curve_, self.validation_scores_ = 0, [], []
             self._optimizer_state = None
         self.module_.to(device)
-        X_val = y_val = None
-        if self.early_stopping:
-            stratify = labels.numpy() if np.bincount(labels.numpy()).min() >= 2 else None
-            train_idx, val_idx = train_test_split(
-                np.arange(images.shape[0]), test_size=self.validation_fraction,
-                random_state=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)), stratify=stratify,
+        source, labels, validation = self._split_validation(source, labels, generator)
+        # The optimizer state resumes only an optimizer of the same kind.
+        resumed = self._optimizer_state if getattr(self, "_optimizer_kind", None) == optimizer_kind else None
+        callbacks = list(self.callbacks or []) + ([EpochLogger()] if self.verbose >= 2 else [])
+        try:
+            result = train_classifier(
+                self.module_, source, labels, validation=validation, optimizer=self.optimizer,
+                optimizer_params=self.optimizer_params, max_iter=self.max_iter, batch_size=self.batch_size,
+                learning_rate=self.learning_rate_init, momentum=self.momentum, weight_decay=self.weight_decay,
+                schedule=self.schedule, schedule_params=self.schedule_params, augmentation=self.augmentation,
+                n_iter_no_change=self.n_iter_no_change if self.early_stopping else None, tol=self.tol,
+                max_time=self.max_time, generator=generator, device=device, precision=self.precision,
+                optimizer_state=resumed, callbacks=callbacks, owner=self,
+                progress=epoch_progress(self.verbose, self.max_iter, self.n_iter_), epochs_done=self.n_iter_,
             )
-            X_val, y_val = images[val_idx], labels[val_idx]
-            images, labels = images[train_idx], labels[train_idx]
-        result = train_classifier(
-            self.module_, images, labels, X_val=X_val, y_val=y_val, max_iter=self.max_iter,
-            batch_size=self.batch_size, learning_rate=self.learning_rate_init, momentum=self.momentum,
-            weight_decay=self.weight_decay, schedule=self.schedule, augmentation=self.augmentation,
-            n_iter_no_change=self.n_iter_no_change if self.early_stopping else None, tol=self.tol,
-            max_time=self.max_time, generator=generator, device=device,
-            optimizer_state=self._optimizer_state, progress=progress_bar(self.verbose, "epochs"),
+        except TrainingInterrupted as interrupt:
+            self._store_training(interrupt.result, widths, optimizer_kind)
+            if self.n_iter_ == 0:
+                warnings.warn(
+                    f"{type(self).__name__}.fit was interrupted before its first epoch ended: the network is "
+                    "untrained (its initial random weights).", UserWarning,
+                )
+            raise
+        self._store_training(result, widths, optimizer_kind)
+        return self
+
+    def _split_validation(self, source, labels, generator):
+        """``(train images, train labels, validation or None)``: the early-stopping split, stratified if it can be."""
+        if not self.early_stopping:
+            return source, labels, None
+        stratify = labels.numpy() if np.bincount(labels.numpy()).min() >= 2 else None
+        train_idx, val_idx = train_test_split(
+            np.arange(source.n_samples), test_size=self.validation_fraction,
+            random_state=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)), stratify=stratify,
         )
-        self._optimizer_state = result.optimizer_state
+        return source.subset(train_idx), labels[train_idx], (source.subset(val_idx), labels[val_idx])
+
+    def _store_training(self, result, widths, optimizer_kind):
+        """Record what a training run did in the fitted attributes (after it ended or was interrupted)."""
+        self._optimizer_state, self._optimizer_kind = result.optimizer_state, optimizer_kind
         self.n_iter_ += result.n_iter
         self.loss_curve_ = self.loss_curve_ + result.loss_curve
         self.validation_scores_ = self.validation_scores_ + result.validation_scores
@@ -303,7 +459,6 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         self.training_time_ = result.elapsed
         self.block_shapes_ = [self._block_shape(i) for i in range(len(widths))]
         self._n_features_out = int(np.prod(self.module_.output_shape))
-        return self
 
     def _block_shape(self, index):
         height, width = self.image_shape_[1:]
@@ -313,33 +468,41 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
 
     # --------------------------------------------------------------- inference
     def _run(self, X, fn, desc):
-        images = self._validate_images(X, reset=False)
+        """``fn`` over the images of ``X``, batch by batch under the ``precision`` autocast; float32 numpy out."""
+        check_is_fitted(self)
+        source = self._validate_source(X, reset=False, num_workers=self.num_workers)
+        precision = check_precision(self.precision, self.device_)
         self.module_.to(self.device_).eval()
-        return map_batches(fn, images, batch_size=self.batch_size, device=self.device_,
-                           progress=progress_bar(self.verbose, desc))
+
+        def run(batch):
+            with autocast(self.device_, precision):
+                out = fn(batch)
+            return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+
+        out = map_batches(run, source, batch_size=self.batch_size, device=self.device_,
+                          progress=progress_bar(self.verbose, desc), check_finite=f"{type(self).__name__}.{desc}")
+        return tuple(_as_numpy(o) for o in out) if isinstance(out, tuple) else _as_numpy(out)
 
     def transform(self, X):
         """The learned representation: the last block's output, flattened.
 
         Parameters
         ----------
-        X : array-like or torch.Tensor
-            Images of the shape seen in ``fit``.
+        X : array-like, torch.Tensor or torch.utils.data.Dataset
+            Images of the shape seen in ``fit`` (a Dataset may yield ``(image, label)`` pairs).
 
         Returns
         -------
         ndarray of shape (n, n_features_out), float32
         """
-        check_is_fitted(self)
-        out = self._run(X, lambda b: self.module_.features(b).flatten(1), "transform")
-        return to_numpy(out)
+        return self._run(X, lambda b: self.module_.features(b).flatten(1), "transform")
 
     def transform_blocks(self, X):
         """Every block's output, for layer-by-layer measurements.
 
         Parameters
         ----------
-        X : array-like or torch.Tensor
+        X : array-like, torch.Tensor or torch.utils.data.Dataset
 
         Returns
         -------
@@ -347,28 +510,29 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
             One ``(n, H_k * W_k * 2 * widths[k])`` float32 array per block
             (shapes in ``block_shapes_``).
         """
-        check_is_fitted(self)
         outputs = self._run(
             X, lambda b: tuple(o.flatten(1) for o in self.module_.features(b, all_blocks=True)),
             "transform_blocks",
         )
-        return [to_numpy(o) for o in outputs]
+        return list(outputs)
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        return self._run(X, self.module_, "predict")
 
     def decision_function(self, X):
-        """Logits of the trained linear head, ``(n, n_classes)``."""
-        check_is_fitted(self)
-        logits = to_numpy(self._run(X, self.module_, "predict"))
+        """Logits of the trained linear head, ``(n, n_classes)`` (``(n,)`` for two classes)."""
+        logits = self._logits(X)
         return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
 
     def predict_proba(self, X):
         """Class probabilities from the trained head (softmax of the logits)."""
-        check_is_fitted(self)
-        return to_numpy(self._run(X, lambda b: torch.softmax(self.module_(b), dim=1), "predict"))
+        return torch.softmax(torch.from_numpy(self._logits(X)), dim=1).numpy()
 
     def predict(self, X):
         """Class labels from the trained head."""
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        logits = self._logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]
 
     def get_feature_names_out(self, input_features=None):
         """Names ``blockK_y{i}_x{j}_{re|im}{c}`` of the output features, in ``transform``'s order."""

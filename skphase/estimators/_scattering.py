@@ -5,10 +5,11 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils import map_batches, min_image_size_error, progress_bar, to_numpy
+from ..utils import map_batches, min_image_size_error, progress_bar
+from ..utils._kymatio import import_kymatio
 from ._base import ImageEstimatorMixin
 
 __all__ = ["ScatteringTransform"]
@@ -28,8 +29,13 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
     L : int, default=8
         Number of orientations.
     max_order : {1, 2}, default=2
+    padding : {"zero", "error"}, default="zero"
+        Images smaller than ``2**J`` pixels on a side (which kymatio cannot transform) are padded
+        with zeros at the bottom/right to ``2**J`` ("zero") or refused ("error"). Larger images
+        are transformed as they are.
     batch_size : int, default=256
-        Images transformed at a time (bounds memory).
+        Images read and transformed at a time: memory beyond the output grows
+        with ``batch_size``, not with the number of images.
     image_shape : tuple of int or None, default=None
         ``(H, W)`` or ``(C, H, W)`` of one image when ``X`` is flat.
     device : str, default="auto"
@@ -45,7 +51,16 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
         Names of the columns of flat ``X`` when they are all strings.
     device_ : torch.device
     output_shape_ : tuple of int
-        ``(C, K, H / 2**J, W / 2**J)`` per image, ``K`` scattering channels per input channel.
+        ``(C, K, H' / 2**J, W' / 2**J)`` per image, ``K`` scattering channels per input channel.
+    padded_shape_ : tuple of int
+        ``(H', W')``: the image size after zero padding (the input size when no padding is needed).
+
+    Notes
+    -----
+    There is no ``precision`` (bfloat16/float16 autocast) parameter: kymatio computes the
+    scattering with FFTs and complex products, which autocast does not lower and torch does not
+    offer in bfloat16, so an autocast region leaves the output and its cost unchanged (see
+    benchmarks/bench_precision.py for figures).
 
     Examples
     --------
@@ -63,16 +78,19 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
         "J": [Interval(numbers.Integral, 1, None, closed="left")],
         "L": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_order": [Interval(numbers.Integral, 1, 2, closed="both")],
+        "padding": [StrOptions({"zero", "error"})],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "image_shape": ["array-like", None],
         "device": [str, torch.device],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, J=2, L=8, max_order=2, batch_size=256, image_shape=None, device="auto", verbose=0):
+    def __init__(self, *, J=2, L=8, max_order=2, padding="zero", batch_size=256, image_shape=None, device="auto",
+                 verbose=0):
         self.J = J
         self.L = L
         self.max_order = max_order
+        self.padding = padding
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.device = device
@@ -84,30 +102,34 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
 
         Parameters
         ----------
-        X : array-like or torch.Tensor
-            ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)``.
+        X : array-like, torch.Tensor or torch Dataset
+            ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` images (any real
+            dtype, memmaps included), or a map-style Dataset of images or
+            ``(image, label)`` pairs. Only validated, never converted whole.
         y : ignored
 
         Returns
         -------
         self
         """
-        images = self._validate_images(X, reset=True)
-        height, width = images.shape[2:]
-        if min(height, width) < 2**self.J:
-            raise min_image_size_error((height, width), (2**self.J, 2**self.J), f"J={self.J} octaves")
+        source = self._validate_source(X, reset=True)
+        height, width = self.image_shape_[1:]
+        side = 2**self.J
+        if min(height, width) < side and self.padding == "error":
+            raise min_image_size_error((height, width), (side, side), f"J={self.J} octaves (padding='error')")
+        self.padded_shape_ = (max(height, side), max(width, side))
         self._resolve_device()
         self._build_scattering()
-        probe = self.scattering_(images[:1].to(self.device_))
+        probe = self.scattering_(torch.zeros((1,) + self.image_shape_[:1] + self.padded_shape_, device=self.device_))
         self.output_shape_ = tuple(probe.shape[1:])
         self._n_features_out = int(np.prod(self.output_shape_))
         return self
 
     def _build_scattering(self):
-        from kymatio.torch import Scattering2D
+        Scattering2D = import_kymatio("kymatio.torch").Scattering2D
 
         self.scattering_ = Scattering2D(
-            J=self.J, shape=self.image_shape_[1:], L=self.L, max_order=self.max_order
+            J=self.J, shape=self.padded_shape_, L=self.L, max_order=self.max_order
         ).to(self.device_)
 
     def __setstate__(self, state):
@@ -115,19 +137,38 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
         if hasattr(self, "image_shape_"):
             self._build_scattering()
 
+    def _scatter(self, batch):
+        """Flattened scattering coefficients of one batch on ``device_``."""
+        height, width = batch.shape[-2:]
+        pad_h, pad_w = self.padded_shape_[0] - height, self.padded_shape_[1] - width
+        if pad_h or pad_w:
+            batch = torch.nn.functional.pad(batch, (0, pad_w, 0, pad_h))
+        return self.scattering_(batch).flatten(1)
+
     def transform(self, X):
         """Scattering coefficients, flattened.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor or torch Dataset
+            Images of the shape seen in ``fit`` (see :meth:`fit`), read
+            ``batch_size`` at a time as float32.
 
         Returns
         -------
         ndarray of shape (n, C * K * H' * W'), float32
+
+        Raises
+        ------
+        ValueError
+            When the coefficients overflow float32 (NaN or infinity), e.g. for
+            inputs of 1e20 and more.
         """
         check_is_fitted(self)
-        images = self._validate_images(X, reset=False)
+        source = self._validate_source(X, reset=False)
         self.scattering_.to(self.device_)
-        out = map_batches(lambda b: self.scattering_(b).flatten(1), images, batch_size=self.batch_size,
-                          device=self.device_, progress=progress_bar(self.verbose, "scattering"))
-        return to_numpy(out)
+        return map_batches(self._scatter, source, batch_size=self.batch_size, device=self.device_,
+                           progress=progress_bar(self.verbose, "scattering"), check_finite=type(self).__name__)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

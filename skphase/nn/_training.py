@@ -1,24 +1,35 @@
-"""A mini-batch SGD loop for torch image classifiers, shared by skphase estimators.
+"""The training loop for torch image classifiers shared by skphase estimators.
 
-It knows nothing of scikit-learn: it takes tensors and a module, trains with
-cross-entropy, and returns what happened. It keeps the best weights seen (on
-the validation split when there is one, else on the training loss), stops
-early when asked, honours a wall-clock budget, and on ``KeyboardInterrupt``
-returns the best model reached so far instead of losing the run.
+It knows nothing of scikit-learn: it takes a module, images (an
+:class:`~skphase.utils._sources.ImageSource` or a tensor) and labels, trains with
+cross-entropy and returns what happened. Its parts, one job each:
+
+- :func:`~skphase.nn._schedules.make_schedule`: the learning-rate factor from the
+  fraction of the budget (epochs or wall-clock time) spent;
+- :func:`~skphase.nn._optimizers.make_optimizer`: the optimizer, by name or class;
+- :class:`BestState`: the best weights seen (validation accuracy, else training
+  loss), and early stopping;
+- :func:`run_epoch`: one pass over shuffled batches (augmentation, autocast
+  forward, float32 loss, gradient scaling for float16, optimizer step);
+- :func:`train_classifier`: the epochs, the budget, callbacks and interrupts.
 """
 
-import copy
-import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TrainingResult", "train_classifier", "augment_batch", "SCHEDULES", "AUGMENTATIONS"]
+from ..utils._precision import autocast, check_precision
+from ..utils._sources import as_image_source
+from ._augment import AUGMENTATIONS, augment_batch
+from ._callbacks import CallbackList, EpochInfo
+from ._optimizers import make_optimizer
+from ._recalibration import recalibrate_running_statistics
+from ._schedules import SCHEDULES, budget_spent, make_schedule
 
-SCHEDULES = ("cosine", "step", "constant")
-AUGMENTATIONS = (None, "crop", "crop+flip")
+__all__ = ["TrainingResult", "TrainingInterrupted", "BestState", "run_epoch", "evaluate_accuracy",
+           "train_classifier", "AUGMENTATIONS", "SCHEDULES"]
 
 
 @dataclass
@@ -37,7 +48,7 @@ class TrainingResult:
         Lowest epoch training loss.
     best_validation_score : float or None
     stopped_by : str
-        ``"max_iter"``, ``"early_stopping"``, ``"max_time"`` or ``"interrupted"``.
+        ``"max_iter"``, ``"early_stopping"``, ``"max_time"``, ``"callback"`` or ``"interrupted"``.
     elapsed : float
         Seconds spent training.
     optimizer_state : dict
@@ -54,91 +65,196 @@ class TrainingResult:
     optimizer_state: dict = None
 
 
-def augment_batch(images, augmentation, generator):
-    """Random crops after zero padding by ``H // 8`` pixels, and optional horizontal flips.
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the module holds the best weights reached.
+
+    A :class:`KeyboardInterrupt`, so that code which stops on Ctrl-C still stops.
+
+    Attributes
+    ----------
+    result : TrainingResult
+        What the epochs completed before the interrupt did (``stopped_by="interrupted"``).
+    """
+
+    def __init__(self, result):
+        super().__init__(f"training interrupted after {result.n_iter} complete epoch(s); "
+                         "the module holds the best weights reached")
+        self.result = result
+
+    def __reduce__(self):  # rebuilt from the result, e.g. when a worker process sends it back
+        return type(self), (self.result,)
+
+
+class BestState:
+    """The best weights seen, and the count of epochs without improvement.
+
+    "Best" is the highest validation accuracy when there is validation data,
+    else the lowest training loss; an epoch improves when it beats the best by
+    more than ``tol``. Until an epoch has completed, the weights held are those
+    at the start, so that an interrupt in the first epoch leaves the module as
+    it was rather than half-updated.
 
     Parameters
     ----------
-    images : torch.Tensor of shape (n, C, H, W)
+    module : torch.nn.Module
+    tol : float
+    n_iter_no_change : int or None
+        Epochs without improvement after which :attr:`should_stop` is True.
+    """
+
+    def __init__(self, module, *, tol, n_iter_no_change=None):
+        self.tol, self.n_iter_no_change = tol, n_iter_no_change
+        self.state, self.key, self.stale = _copy_state(module), None, 0
+
+    def update(self, module, loss, validation_score=None):
+        """Record an epoch; keep its weights when it is the best so far. Returns whether it is."""
+        key = validation_score if validation_score is not None else -loss
+        if self.key is None or key > self.key + self.tol:
+            self.key, self.stale, self.state = key, 0, _copy_state(module)
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def should_stop(self):
+        return self.n_iter_no_change is not None and self.stale >= self.n_iter_no_change
+
+    def restore(self, module):
+        module.load_state_dict(self.state)
+
+
+def _copy_state(module):
+    return {name: value.detach().clone() for name, value in module.state_dict().items()}
+
+
+def _drop_lone_last(order, batch_size):
+    """Drop the last index when it would form a batch of one image (no batch statistics)."""
+    if len(order) > 1 and len(order) % batch_size == 1:
+        return order[:-1]
+    return order
+
+
+def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentation=None, generator=None,
+              device="cpu", precision="float32", scaler=None, bar=None, before_batch=None):
+    """One epoch of cross-entropy training over the images of ``source`` in ``order``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        On ``device``.
+    optimizer : torch.optim.Optimizer
+    source : ImageSource
+    labels : torch.Tensor
+        int64 CPU labels of every image of ``source``.
+    order : torch.Tensor
+        Indices of the images to visit, a shuffled permutation. A last batch of
+        a single image is left out: batch statistics need two.
+    batch_size : int
     augmentation : {None, "crop", "crop+flip"}
-    generator : torch.Generator
-        A CPU generator; draws are made on the CPU so results do not depend on the device.
+    generator : torch.Generator or None
+        CPU generator of the augmentation.
+    device : torch.device
+    precision : {"float32", "bfloat16", "float16"}
+        The forward runs under :func:`torch.autocast` in this precision; the
+        loss is computed in float32.
+    scaler : torch.amp.GradScaler or None
+        Scales the loss for float16 gradients.
+    bar : tqdm bar or None
+        Advanced by one per batch, with the running loss as its postfix.
+    before_batch : callable or None
+        Called with the number of the batch (from 0) before each one, e.g. to set its learning rate.
 
     Returns
     -------
-    torch.Tensor
-        Augmented images, same shape and device.
+    float
+        Mean loss over the images seen.
     """
-    if augmentation is None:
-        return images
-    n, _, height, width = images.shape
-    pad_h, pad_w = height // 8, width // 8
-    device = images.device
-    if pad_h or pad_w:
-        padded = F.pad(images, (pad_w, pad_w, pad_h, pad_h))
-        off_h = torch.randint(0, 2 * pad_h + 1, (n,), generator=generator).to(device)
-        off_w = torch.randint(0, 2 * pad_w + 1, (n,), generator=generator).to(device)
-        rows = (torch.arange(height, device=device)[None] + off_h[:, None])[:, None, :, None]
-        cols = (torch.arange(width, device=device)[None] + off_w[:, None])[:, None, None, :]
-        batch = torch.arange(n, device=device)[:, None, None, None]
-        channels = torch.arange(images.shape[1], device=device)[None, :, None, None]
-        images = padded[batch, channels, rows, cols]
-    if augmentation == "crop+flip":
-        flip = (torch.rand(n, generator=generator) < 0.5).to(device)[:, None, None, None]
-        images = torch.where(flip, images.flip(-1), images)
-    return images
-
-
-def _budget_spent(epoch, max_iter, elapsed, max_time):
-    """Fraction of the training budget spent when an epoch starts: of the epochs, or of the time if larger."""
-    spent = epoch / max(max_iter, 1)
-    if max_time is not None:
-        spent = max(spent, elapsed / max_time)
-    return min(spent, 1.0)
-
-
-def _learning_rate_factor(schedule, spent):
-    """Learning-rate multiplier once a fraction ``spent`` of the budget is used."""
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * spent))
-    if schedule == "step":  # x0.1 at 1/3 and 2/3 of the run (70/300 epochs-like steps).
-        return 0.1 ** math.floor(3 * spent + 1e-9)
-    return 1.0
+    module.train()
+    total, seen = 0.0, 0
+    for batch, (index, images) in enumerate(source.batches(batch_size, _drop_lone_last(order, batch_size))):
+        if before_batch is not None:
+            before_batch(batch)
+        images = augment_batch(images.to(device, non_blocking=True), augmentation, generator)
+        with autocast(device, precision):
+            logits = module(images)
+        loss = F.cross_entropy(logits.float(), labels[index].to(device, non_blocking=True))
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        total += loss.item() * len(index)
+        seen += len(index)
+        if bar is not None:
+            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            bar.update(1)
+    return total / max(seen, 1)
 
 
 @torch.no_grad()
-def accuracy(module, X, y, *, batch_size, device):
-    """Accuracy of ``module``'s argmax on ``(X, y)``, in eval mode, batch by batch."""
+def evaluate_accuracy(module, source, labels, *, batch_size, device="cpu", precision="float32"):
+    """Accuracy of ``module``'s argmax on the images of ``source``, in eval mode, batch by batch."""
     was_training = module.training
     module.eval()
     correct = 0
-    for start in range(0, X.shape[0], batch_size):
-        logits = module(X[start:start + batch_size].to(device))
-        correct += (logits.argmax(1).cpu() == y[start:start + batch_size]).sum().item()
+    for index, images in source.batches(batch_size):
+        with autocast(device, precision):
+            logits = module(images.to(device, non_blocking=True))
+        correct += (logits.argmax(1).cpu() == labels[index]).sum().item()
     module.train(was_training)
-    return correct / X.shape[0]
+    return correct / source.n_samples
 
 
-def train_classifier(module, X, y, *, X_val=None, y_val=None, max_iter=10, batch_size=128,
-                     learning_rate=0.01, momentum=0.9, weight_decay=1e-4, schedule="cosine",
-                     augmentation=None, n_iter_no_change=None, tol=1e-4, max_time=None,
-                     generator=None, device="cpu", optimizer_state=None, progress=None):
-    """Train ``module`` with cross-entropy and SGD with momentum, epoch by epoch.
+def _as_labels(labels, n_samples, name):
+    labels = torch.as_tensor(labels).to(torch.int64).cpu().reshape(-1)
+    if labels.shape[0] != n_samples:
+        raise ValueError(f"{name} has {n_samples} images but {labels.shape[0]} labels.")
+    return labels
+
+
+def train_classifier(module, images, labels, *, validation=None, optimizer="sgd", optimizer_params=None,
+                     max_iter=10, batch_size=128, learning_rate=0.01, momentum=0.9, weight_decay=1e-4,
+                     schedule="cosine", schedule_params=None, augmentation=None, n_iter_no_change=None,
+                     tol=1e-4, max_time=None, generator=None, device="cpu", precision="float32",
+                     schedule_every="epoch", optimizer_state=None, callbacks=None, owner=None, progress=None,
+                     epochs_done=0, recalibrate=True):
+    """Train ``module`` with cross-entropy, epoch by epoch.
 
     Parameters
     ----------
     module : torch.nn.Module
         Maps images ``(n, C, H, W)`` to logits; already on ``device``.
-    X, y : torch.Tensor
-        CPU tensors: float images and int64 labels in ``[0, n_classes)``.
-    X_val, y_val : torch.Tensor or None
-        Validation split: selects the best epoch and drives early stopping.
+    images : ImageSource, torch.Tensor or ndarray
+        Training images; a tensor or array ``(n, C, H, W)`` is wrapped with
+        :func:`~skphase.utils._sources.as_image_source`.
+    labels : torch.Tensor or array-like of int
+        Labels in ``[0, n_classes)``, one per image.
+    validation : tuple (images, labels) or None
+        Validation split: selects the best epoch (whose weights the module holds
+        at the end) and drives early stopping.
+    optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer subclass, default="sgd"
+    optimizer_params : dict or None
+        Extra keyword arguments of the optimizer; they override the ones below.
     max_iter : int
         Number of epochs.
     batch_size : int
-    learning_rate, momentum, weight_decay : float
+    learning_rate : float
+        Passed as ``lr``; the schedule multiplies it.
+    momentum : float
+        Passed only to optimizers that take it (SGD).
+    weight_decay : float
     schedule : {"cosine", "step", "constant"}
-        Learning-rate schedule over ``max_iter`` epochs (or ``max_time``, whichever ends first).
+        Learning-rate schedule over ``max_iter`` epochs (or ``max_time``,
+        whichever ends first); see :func:`~skphase.nn._schedules.make_schedule`.
+    schedule_params : dict or None
+        ``{"step_size": epochs, "gamma": factor}`` for ``"step"``.
+    schedule_every : {"epoch", "batch"}, default="epoch"
+        Set the learning rate once per epoch (the estimators' behaviour), or
+        before every batch from the fraction of the budget spent then (as
+        ``torch.optim.lr_scheduler`` schedulers stepped every batch do).
     augmentation : {None, "crop", "crop+flip"}
     n_iter_no_change : int or None
         Stop when the validation score (or the training loss without
@@ -150,74 +266,107 @@ def train_classifier(module, X, y, *, X_val=None, y_val=None, max_iter=10, batch
         the ``max_iter`` epochs do, so that the learning rate still anneals.
     generator : torch.Generator or None
         CPU generator for shuffling and augmentation.
-    device : torch.device
+    device : torch.device or str
+    precision : {"float32", "bfloat16", "float16"}
+        Forward passes under :func:`torch.autocast`; float16 (CUDA only) scales
+        the loss with :class:`torch.amp.GradScaler`.
     optimizer_state : dict or None
-        Resumes the optimizer (momentum buffers) of an earlier call.
+        Resumes the optimizer (momentum buffers, moments) of an earlier call
+        with the same optimizer class.
+    callbacks : list or None
+        Callables ``cb(owner, info)`` or objects with ``on_epoch_end(owner, info)``
+        (see :mod:`skphase.nn._callbacks`); one returning True stops training.
+    owner : object
+        Passed to the callbacks as their first argument (the estimator).
     progress : callable or None
-        Wraps the epoch iterator (a tqdm factory).
+        ``progress(epoch, n_batches)`` returns a bar (tqdm-like: ``update``,
+        ``set_postfix``, ``close``) for one epoch, or None.
+    epochs_done : int
+        Epochs run by earlier calls (warm starts): epoch numbers continue from it.
+    recalibrate : bool, default=True
+        After the last epoch, recompute the running statistics of the batch-normalising layers
+        from the final weights with one pass over the training images
+        (:func:`~skphase.nn.recalibrate_running_statistics`), so that eval-mode outputs use
+        statistics of the network as trained rather than a lagging average. Not done after an
+        interruption.
 
     Returns
     -------
     TrainingResult
-        The module holds the best weights seen when the function returns.
+        The module holds the best weights seen when there is validation data,
+        else those of the last epoch; it is left in eval mode.
+
+    Raises
+    ------
+    TrainingInterrupted
+        On ``KeyboardInterrupt``: the module holds the best weights seen (those
+        at the start if no epoch completed) and the exception carries the result.
+    FloatingPointError
+        When the loss of an epoch is not finite.
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if schedule_every not in ("epoch", "batch"):
+        raise ValueError(f"schedule_every must be 'epoch' or 'batch', got {schedule_every!r}.")
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}.")
-    optimizer = torch.optim.SGD(module.parameters(), lr=learning_rate, momentum=momentum,
-                                weight_decay=weight_decay)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
+    factor = make_schedule(schedule, max_iter, schedule_params)
+    check_precision(precision, device)
+    source = as_image_source(images, name="images")
+    labels = _as_labels(labels, source.n_samples, "images")
+    if validation is not None:
+        val_source = as_image_source(validation[0], name="validation images")
+        val_labels = _as_labels(validation[1], val_source.n_samples, "validation images")
+    opt, base_lr = make_optimizer(module.parameters(), optimizer, learning_rate=learning_rate, momentum=momentum,
+                                  weight_decay=weight_decay, optimizer_params=optimizer_params, state=optimizer_state)
+    scaler = torch.amp.GradScaler("cuda") if precision == "float16" else None
+    best = BestState(module, tol=tol, n_iter_no_change=n_iter_no_change)
+    callbacks = CallbackList(callbacks)
     result = TrainingResult()
-    best_state, best_key, stale = None, None, 0
-    n = X.shape[0]
+    n_batches = -(-len(_drop_lone_last(range(source.n_samples), batch_size)) // batch_size)
     start = time.perf_counter()
-    epochs = range(max_iter) if progress is None else progress(range(max_iter))
+    bar = None
+
+    def per_batch(epoch):
+        if schedule_every == "epoch":
+            return None
+        return lambda batch: _set_lr(opt, base_lr * factor(budget_spent(
+            epoch + batch / n_batches, max_iter, time.perf_counter() - start, max_time)))
+
     try:
-        for epoch in epochs:
+        callbacks.train_begin(owner)
+        for epoch in range(max_iter):
             epoch_start = time.perf_counter()
-            spent = _budget_spent(epoch, max_iter, epoch_start - start, max_time)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate * _learning_rate_factor(schedule, spent)
-            module.train()
-            order = torch.randperm(n, generator=generator)
-            total, seen = 0.0, 0
-            for batch_start in range(0, n, batch_size):
-                index = order[batch_start:batch_start + batch_size]
-                if index.numel() < 2 and n >= 2:
-                    continue  # a batch of one sample has no batch statistics
-                images = augment_batch(X[index].to(device), augmentation, generator)
-                loss = F.cross_entropy(module(images), y[index].to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * index.numel()
-                seen += index.numel()
-            epoch_loss = total / max(seen, 1)
-            if not torch.isfinite(torch.tensor(epoch_loss)):
-                raise FloatingPointError(
-                    f"Training diverged at epoch {epoch + 1} (loss {epoch_loss}); lower learning_rate_init."
-                )
-            result.loss_curve.append(epoch_loss)
-            result.n_iter = epoch + 1
-            result.best_loss = min(result.best_loss, epoch_loss)
-            if X_val is not None:
-                score = accuracy(module, X_val, y_val, batch_size=batch_size, device=device)
+            lr = base_lr * factor(budget_spent(epoch, max_iter, epoch_start - start, max_time))
+            _set_lr(opt, lr)
+            order = torch.randperm(source.n_samples, generator=generator)
+            bar = progress(epochs_done + epoch + 1, n_batches) if progress is not None else None
+            loss = run_epoch(module, opt, source, labels, order, batch_size=batch_size, augmentation=augmentation,
+                             generator=generator, device=device, precision=precision, scaler=scaler, bar=bar,
+                             before_batch=per_batch(epoch))
+            if not torch.isfinite(torch.tensor(loss)):
+                raise FloatingPointError(f"Training diverged at epoch {epoch + 1} (loss {loss}); lower the "
+                                         "learning rate (learning_rate_init).")
+            score = None
+            if validation is not None:
+                score = evaluate_accuracy(module, val_source, val_labels, batch_size=batch_size, device=device,
+                                          precision=precision)
                 result.validation_scores.append(score)
-                key = score
-            else:
-                key = -epoch_loss
-            if best_key is None or key > best_key + tol:
-                best_key, stale = key, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                stale += 1
-            if X_val is not None:
                 result.best_validation_score = max(result.validation_scores)
-            if n_iter_no_change is not None and stale >= n_iter_no_change:
+            is_best = best.update(module, loss, score)
+            result.loss_curve.append(loss)
+            result.n_iter = epoch + 1
+            result.best_loss = min(result.best_loss, loss)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.4f}", **({} if score is None else {"val_acc": f"{score:.4f}"}))
+                bar.close()
+                bar = None
+            now = time.perf_counter()
+            info = EpochInfo(epoch=epochs_done + epoch + 1, loss=loss, validation_score=score, learning_rate=lr,
+                             epoch_time=now - epoch_start, elapsed=now - start, is_best=is_best, module=module,
+                             optimizer=opt)
+            if callbacks.epoch_end(owner, info):
+                result.stopped_by = "callback"
+                break
+            if best.should_stop:
                 result.stopped_by = "early_stopping"
                 break
             now = time.perf_counter()
@@ -226,11 +375,29 @@ def train_classifier(module, X, y, *, X_val=None, y_val=None, max_iter=10, batch
                 break
     except KeyboardInterrupt:
         result.stopped_by = "interrupted"
+        # The interrupted epoch left the weights half-updated: go back to the best ones.
+        _finish(module, opt, best, result, start, restore=True)
+        raise TrainingInterrupted(result) from None
+    finally:
+        if bar is not None:  # an epoch ended by an exception
+            bar.close()
+    _finish(module, opt, best, result, start, restore=validation is not None)
+    if recalibrate and result.n_iter > 0:
+        recalibrate_running_statistics(module, source, batch_size=batch_size, device=device, precision=precision)
+        module.eval()
+        result.elapsed = time.perf_counter() - start
+    callbacks.train_end(owner, result)
+    return result
+
+
+def _set_lr(optimizer, lr):
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _finish(module, optimizer, best, result, start, *, restore):
     result.elapsed = time.perf_counter() - start
-    # Keep the best weights: always with validation data, and after an interruption
-    # (the interrupted epoch left the weights half-updated).
-    if best_state is not None and (X_val is not None or result.stopped_by == "interrupted"):
-        module.load_state_dict(best_state)
+    if restore:
+        best.restore(module)
     module.eval()
     result.optimizer_state = optimizer.state_dict()
-    return result

@@ -6,7 +6,12 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["check_images", "infer_image_shape", "min_image_size_error"]
+__all__ = ["check_channels_first", "check_images", "infer_image_shape", "min_image_size_error"]
+
+#: Flat rows of ``3 * s**2`` values are refused without ``image_shape`` from this side on.
+_MIN_COLOUR_SIDE = 4
+#: Channel counts of channels-last images (grey, RGB, RGBA) recognised by :func:`check_images`.
+_CHANNELS_LAST_SIZES = (1, 3, 4)
 
 
 def infer_image_shape(n_features, image_shape=None):
@@ -19,17 +24,35 @@ def infer_image_shape(n_features, image_shape=None):
     image_shape : tuple of int or None
         ``(H, W)`` or ``(C, H, W)``. When None, a row whose length is a
         perfect square ``s**2`` is read as one ``s x s`` grey image and any
-        other row as a one-pixel-high image ``1 x d`` (a 1-D signal).
+        other row as a one-pixel-high image ``1 x d`` (a 1-D signal), except
+        rows of ``3 * s**2`` values with ``s >= 4`` (e.g. 3072 for CIFAR-10),
+        which are refused: they are almost always flattened colour images.
 
     Returns
     -------
     tuple of int
         ``(C, H, W)``.
+
+    Raises
+    ------
+    ValueError
+        When ``image_shape`` does not hold ``n_features`` values, or when it is
+        None and rows of ``3 * s**2`` values leave the layout ambiguous.
     """
     if image_shape is None:
         side = math.isqrt(n_features)
         if side * side == n_features:
             return (1, side, side)
+        colour_side = math.isqrt(n_features // 3)
+        if n_features % 3 == 0 and colour_side >= _MIN_COLOUR_SIDE and 3 * colour_side**2 == n_features:
+            # Reading a flattened RGB image as a 1 x d signal silently mixes pixels of every
+            # channel and row in each filter; the user must say which layout they mean.
+            raise ValueError(
+                f"Flat rows of {n_features} = 3 x {colour_side} x {colour_side} values look like "
+                f"flattened colour images: pass image_shape=(3, {colour_side}, {colour_side}) (rows "
+                f"flattened from (C, H, W) images), or image_shape=(1, 1, {n_features}) to read them "
+                "as 1-D signals."
+            )
         return (1, 1, n_features)
     shape = tuple(int(s) for s in image_shape)
     if len(shape) == 2:
@@ -95,8 +118,10 @@ def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, nam
         On sparse input.
     ValueError
         On a wrong number of dimensions, complex or non-numeric values, NaN or
-        infinite values, too few samples, or a flat row length that does not
-        match ``image_shape``.
+        infinite values, too few samples, a flat row length that does not
+        match ``image_shape`` (or ``3 * s**2`` values without it, see
+        :func:`infer_image_shape`), or a channels-last layout (see
+        :func:`check_channels_first`).
     """
     if hasattr(X, "tocsr") or hasattr(X, "toarray"):
         raise TypeError(f"{name} is a sparse matrix; skphase works on dense images. Use {name}.toarray().")
@@ -116,11 +141,16 @@ def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, nam
             f"got an array with {tensor.ndim} dimension(s) of shape {tuple(tensor.shape)}. "
             "Reshape a single image with X[None]."
         )
+    elif image_shape is None or tuple(int(v) for v in image_shape) != tuple(tensor.shape[1:]):
+        check_channels_first(tensor.shape, name)  # an image_shape equal to (C, H, W) confirms the layout
     if image_shape is not None and _disagrees_with_image_shape(tensor, image_shape):
         raise ValueError(
             f"{name} has images of shape {tuple(tensor.shape[1:])} but image_shape={tuple(image_shape)}; "
             "drop image_shape or make it match."
         )
+    if 0 in tensor.shape[1:]:
+        raise ValueError(f"{name} has images of shape {tuple(tensor.shape[1:])}, which hold no pixel; "
+                         "every image needs at least one channel, row and column.")
     n = tensor.shape[0]
     if n < min_samples:
         raise ValueError(
@@ -130,6 +160,35 @@ def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, nam
     if tensor.numel() > 0 and not torch.isfinite(tensor).all():
         raise ValueError(f"Input {name} contains NaN or infinity; remove or impute those values first.")
     return tensor.contiguous()
+
+
+def check_channels_first(shape, name="X"):
+    """Refuse a 4-D ``shape`` that is almost certainly channels-last ``(n, H, W, C)``.
+
+    The last axis holds 1, 3 or 4 values (grey, RGB, RGBA) while axes 1 and 2
+    both hold more than 4: read as ``(n, C, H, W)`` that would be many channels
+    of images a few pixels wide, which is almost never meant. :func:`check_images`
+    skips this check when ``image_shape`` equals ``(C, H, W)`` of the batch.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of a 4-D batch.
+    name : str, default="X"
+
+    Raises
+    ------
+    ValueError
+        Saying how to pass ``(n, C, H, W)`` instead.
+    """
+    n, first, second, last = (int(s) for s in shape)
+    if last in _CHANNELS_LAST_SIZES and first > max(_CHANNELS_LAST_SIZES) and second > max(_CHANNELS_LAST_SIZES):
+        raise ValueError(
+            f"{name} has shape {(n, first, second, last)}, which looks like channels-last images "
+            f"(n, H, W, C) with C = {last}; skphase reads images as (n, C, H, W). Pass "
+            f"{name}.transpose(0, 3, 1, 2) (numpy) or {name}.permute(0, 3, 1, 2) (torch); if the layout "
+            f"really is (n, C, H, W), say so with image_shape={(first, second, last)}."
+        )
 
 
 def _disagrees_with_image_shape(tensor, image_shape):

@@ -12,6 +12,7 @@ read as floats 0.0-255.0 (no rescaling to [0, 1]); divide by 255 yourself if the
 model was built for [0, 1] images.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -20,9 +21,6 @@ import torch
 from ._images import check_images, infer_image_shape
 
 __all__ = ["ImageSource", "ArrayImages", "DatasetImages", "as_image_source", "is_torch_dataset"]
-
-#: Rows checked for NaN/inf at a time when validating a large array.
-_CHECK_CHUNK_BYTES = 64 * 2**20
 
 
 def is_torch_dataset(X):
@@ -40,11 +38,15 @@ class ImageSource:
         ``(C, H, W)`` of one image.
     dtype : torch.dtype
         Floating dtype of the batches :meth:`read` returns.
+    input_dtype : torch.dtype or None
+        Dtype of the values as stored (for a Dataset, of its first image);
+        None when torch has no such dtype.
     """
 
     n_samples: int
     image_shape: tuple
     dtype: torch.dtype
+    input_dtype = None
 
     def __len__(self):
         return self.n_samples
@@ -55,7 +57,10 @@ class ImageSource:
         return (self.n_samples,) + tuple(self.image_shape)
 
     def read(self, index):
-        """Images at ``index`` (a slice or a 1-D integer array/tensor), as a float CPU tensor."""
+        """Images at ``index`` (a slice or a 1-D integer array/tensor), as a float CPU tensor.
+
+        The tensor never shares memory with the stored images: callers may write to it.
+        """
         raise NotImplementedError
 
     def labels(self):
@@ -97,6 +102,9 @@ def _chunks(n, batch_size, order):
 class ArrayImages(ImageSource):
     """A numpy array, memmap or torch tensor of images, kept in its own dtype.
 
+    Its values are checked for NaN and infinity once, without a copy; each
+    :meth:`read` copies only the rows it returns, into ``dtype``.
+
     Parameters
     ----------
     X : ndarray, numpy.memmap or torch.Tensor
@@ -128,14 +136,25 @@ class ArrayImages(ImageSource):
                 f"minimum of {min_samples} is required."
             )
         self._name = name
+        self.input_dtype = _torch_dtype(self._data.dtype)
         _check_finite(self._data, name)
 
     def read(self, index):
         if isinstance(index, torch.Tensor):
             index = index.numpy() if not isinstance(self._data, torch.Tensor) else index
+        # A slice is a view of the stored images and must be copied; rows picked by an index
+        # array are a fresh copy already. Either way the rows are copied once, into ``dtype``.
+        view = isinstance(index, slice)
         rows = self._data[index]
-        tensor = rows if isinstance(rows, torch.Tensor) else torch.from_numpy(np.array(rows, copy=True))
-        return tensor.to(dtype=self.dtype).reshape((-1,) + self.image_shape).contiguous()
+        if isinstance(rows, torch.Tensor):
+            tensor = rows.to(dtype=self.dtype, memory_format=torch.contiguous_format, copy=view)
+        elif self.dtype in _NUMPY_DTYPES:
+            dtype = _NUMPY_DTYPES[self.dtype]
+            rows = np.array(rows, dtype=dtype, order="C") if view else np.ascontiguousarray(rows, dtype=dtype)
+            tensor = torch.from_numpy(rows)
+        else:  # a dtype numpy lacks (bfloat16)
+            tensor = torch.from_numpy(np.array(rows, order="C")).to(self.dtype)
+        return tensor.reshape((-1,) + self.image_shape)
 
     def subset(self, indices):
         out = object.__new__(ArrayImages)
@@ -146,6 +165,20 @@ class ArrayImages(ImageSource):
             out._data = self._data[np.asarray(indices)]
         out.n_samples = int(out._data.shape[0])
         return out
+
+
+#: Batch dtypes numpy holds too, so that a batch is cast while it is copied.
+_NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _torch_dtype(dtype):
+    """The torch dtype of a numpy or torch ``dtype``, or None when torch has none."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    except TypeError:
+        return None
 
 
 def _as_array(X, name):
@@ -175,18 +208,17 @@ def _as_array(X, name):
 
 
 def _check_finite(data, name):
-    """Raise on NaN or inf, reading ``data`` a chunk of rows at a time."""
+    """Raise on NaN or inf, through two reductions that allocate nothing the size of ``data``.
+
+    The minimum and maximum are NaN when any value is, and infinite when any
+    value is: no ``isfinite`` mask (a temporary as large as ``data``) is built.
+    """
     floating = data.is_floating_point() if isinstance(data, torch.Tensor) else np.issubdtype(data.dtype, np.floating)
-    if not floating or data.shape[0] == 0:
+    if not floating or data.shape[0] == 0 or math.prod(data.shape) == 0:
         return
-    row_bytes = max(1, int(np.prod(data.shape[1:])) * data.element_size() if isinstance(data, torch.Tensor)
-                    else int(np.prod(data.shape[1:])) * data.itemsize)
-    step = max(1, _CHECK_CHUNK_BYTES // row_bytes)
-    for start in range(0, data.shape[0], step):
-        chunk = data[start:start + step]
-        finite = torch.isfinite(chunk).all().item() if isinstance(chunk, torch.Tensor) else np.isfinite(chunk).all()
-        if not finite:
-            raise ValueError(f"Input {name} contains NaN or infinity; remove or impute those values first.")
+    finite = all(bool(np.isfinite(float(extreme))) for extreme in (data.min(), data.max()))
+    if not finite:
+        raise ValueError(f"Input {name} contains NaN or infinity; remove or impute those values first.")
 
 
 class DatasetImages(ImageSource):
@@ -216,8 +248,9 @@ class DatasetImages(ImageSource):
         self.n_samples = n
         first = dataset[0] if n else None
         self._has_labels = isinstance(first, (tuple, list))
-        image = first[0] if self._has_labels else first
-        self.image_shape = tuple(check_images(_as_array(image, name)[None], dtype=dtype, name=name).shape[1:])
+        image = _as_array(first[0] if self._has_labels else first, name)
+        self.input_dtype = _torch_dtype(image.dtype)
+        self.image_shape = tuple(check_images(image[None], dtype=dtype, name=name).shape[1:])
 
     def _loader(self, batch_sampler):
         return torch.utils.data.DataLoader(self.dataset, batch_sampler=batch_sampler,
@@ -290,7 +323,12 @@ def as_image_source(X, *, image_shape=None, dtype=torch.float32, min_samples=1, 
     ImageSource
     """
     if isinstance(X, ImageSource):
-        return X
+        if X.dtype == dtype:
+            return X
+        out = object.__new__(type(X))  # the same images, read in another dtype
+        out.__dict__.update(X.__dict__)
+        out.dtype = dtype
+        return out
     if is_torch_dataset(X):
         return DatasetImages(X, num_workers=num_workers, dtype=dtype, min_samples=min_samples, name=name)
     if isinstance(num_workers, numbers.Integral) and num_workers < 0:

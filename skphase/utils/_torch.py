@@ -1,7 +1,10 @@
 """Small torch helpers: seeding, batching, numpy conversion."""
 
+import numpy as np
 import torch
 from sklearn.utils import check_random_state
+
+from ._sources import ImageSource
 
 __all__ = ["make_generator", "seed_from_random_state", "iter_batches", "to_numpy", "map_batches"]
 
@@ -27,40 +30,105 @@ def iter_batches(n, batch_size):
 
 
 def to_numpy(tensor):
-    """Detach a tensor, move it to the CPU and return a numpy array."""
-    return tensor.detach().cpu().numpy()
+    """Detach a tensor, move it to the CPU and return a numpy array (numpy arrays pass through).
+
+    bfloat16, which numpy lacks, becomes float32.
+    """
+    if isinstance(tensor, np.ndarray):
+        return tensor
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
+
+
+class _Batches:
+    """The batches of ``X`` as ``(index, batch)``, with a length so that a progress bar knows its total."""
+
+    def __init__(self, X, batch_size):
+        self.X, self.batch_size = X, batch_size
+
+    def __len__(self):
+        return -(-len(self.X) // self.batch_size)
+
+    def __iter__(self):
+        if isinstance(self.X, ImageSource):
+            yield from self.X.batches(self.batch_size)
+            return
+        for index in iter_batches(len(self.X), self.batch_size):
+            batch = self.X[index]
+            yield index, batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.array(batch, order="C"))
 
 
 @torch.no_grad()
-def map_batches(fn, X, *, batch_size, device, progress=None):
-    """Apply ``fn`` to ``X`` batch by batch on ``device`` and concatenate on the CPU.
+def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None):
+    """Apply ``fn`` to ``X`` batch by batch on ``device``, writing every output into one numpy array.
+
+    Only one batch of ``X`` is read and moved to ``device`` at a time. The
+    output array (one per output when ``fn`` returns a tuple) is allocated from
+    the shape and dtype of the first batch's output and filled in place, so the
+    result is held in memory once.
 
     Parameters
     ----------
     fn : callable
-        Maps a tensor batch on ``device`` to a tensor (or a tuple of tensors).
-    X : torch.Tensor
-        CPU tensor whose first axis indexes samples.
+        Maps a batch on ``device`` to a tensor (or a tuple of tensors) whose
+        first axis indexes the batch's samples.
+    X : ImageSource, torch.Tensor or ndarray
+        An :class:`~skphase.utils._sources.ImageSource` (read with its
+        ``batches``), or a CPU tensor / array sliced along its first axis.
     batch_size : int
         Number of samples moved to ``device`` at a time; bounds memory.
     device : torch.device
     progress : callable or None
         Wraps the batch iterator (e.g. a tqdm factory) when given.
+    check_finite : str or None
+        When given, a batch whose output holds NaN or infinity raises a
+        ValueError naming ``check_finite`` (what computes ``fn``).
 
     Returns
     -------
-    torch.Tensor or tuple of torch.Tensor
-        CPU tensors with the outputs of every batch concatenated on axis 0.
+    ndarray or tuple of ndarray
+        Outputs of every batch, in the order of ``X``'s samples; bfloat16
+        outputs are stored as float32.
+
+    Raises
+    ------
+    ValueError
+        On empty ``X``, or non-finite outputs when ``check_finite`` is given.
     """
-    batches = iter_batches(X.shape[0], batch_size)
+    batches = _Batches(X, batch_size)
     if progress is not None:
-        batches = progress(list(batches))
-    outputs = []
-    for batch in batches:
-        out = fn(X[batch].to(device, non_blocking=True))
-        outputs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu())
-    if not outputs:
+        batches = progress(batches)
+    n_samples, result = len(X), None
+    for index, batch in batches:
+        out = fn(batch.to(device, non_blocking=True))
+        parts = out if isinstance(out, tuple) else (out,)
+        if check_finite is not None:
+            _check_finite_outputs(parts, batch, index, check_finite)
+        parts = [to_numpy(part) for part in parts]
+        if result is None:
+            result = tuple(np.empty((n_samples,) + part.shape[1:], dtype=part.dtype) for part in parts)
+        index = index.numpy() if isinstance(index, torch.Tensor) else index
+        for target, part in zip(result, parts):
+            target[index] = part
+    if result is None:
         raise ValueError("map_batches needs at least one sample.")
-    if isinstance(outputs[0], tuple):
-        return tuple(torch.cat(parts) for parts in zip(*outputs))
-    return torch.cat(outputs)
+    return result if isinstance(out, tuple) else result[0]
+
+
+def _check_finite_outputs(parts, batch, index, name):
+    """Raise when an output of ``batch`` holds NaN or infinity (its input was checked finite)."""
+    finite = [torch.isfinite(part.reshape(part.shape[0], -1)).all(1).cpu() for part in parts]
+    finite = torch.stack(finite).all(0) if len(finite) > 1 else finite[0]
+    if bool(finite.all()):
+        return
+    row = int((~finite).nonzero()[0, 0])
+    position = (range(*index.indices(index.stop))[row] if isinstance(index, slice)
+                else int(index[row]))
+    largest = float(batch[row].abs().max()) if batch[row].numel() else 0.0
+    raise ValueError(
+        f"{name} produced NaN or infinite values for the image at index {position}, whose largest "
+        f"absolute value is {largest:.3g}: the computation overflowed the range of "
+        f"{str(parts[0].dtype).removeprefix('torch.')}. Rescale the images (e.g. to [0, 1])."
+    )
