@@ -57,6 +57,9 @@ def plot(rows, path):
             ax.plot(range(len(sub)), [r[q] for r in sub], style, marker="o", label=network)
             ax.set_xticks(range(len(sub)), [r["layer"].replace("blocks.", "block ") for r in sub], fontsize=7)
             ax.set_title(q.replace("_", " "), fontsize=9)
+            ax.set_xlabel("representation", fontsize=8)
+    for ax, label in zip(axes, ("ratio (log scale)", "score (log scale)", "held-out accuracy", "held-out accuracy")):
+        ax.set_ylabel(label, fontsize=8)
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
     axes[-1].legend(fontsize=7)

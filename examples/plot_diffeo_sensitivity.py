@@ -159,6 +159,11 @@ def plot(rows, path):
                 ax.set_yscale("log")
                 ax.set_title(f"{model}: {q}", fontsize=9)
         axes[m, 0].legend(fontsize=8)
+    for row in axes:
+        for q, ax in zip("DGR", row):
+            ax.set_ylabel(q, fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("layer", fontsize=8)
     fig.suptitle("Sensitivity to diffeomorphisms (D), to matched noise (G), and R = D / G, per layer")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

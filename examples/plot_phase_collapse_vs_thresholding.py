@@ -122,6 +122,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="3 epochs on 500 images: a smoke run")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="arithmetic of the networks' forward passes: bfloat16 (CPU or CUDA) and float16 "
+                             "(CUDA only) run the products under autocast, statistics and loss in float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=0)
     parser.add_argument("--out", default="phase_collapse_vs_thresholding.png")
@@ -130,7 +133,7 @@ def main():
     retain_freed_memory()  # on the CPU, large freed activations are reused instead of page-faulted in again
 
     config = CONFIGS[args.dataset]
-    params = dict(config["network"], device=args.device)
+    params = dict(config["network"], device=args.device, precision=args.precision)
     if args.epochs is not None:
         params["max_iter"] = args.epochs
     if args.max_time is not None:

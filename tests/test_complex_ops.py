@@ -154,9 +154,9 @@ def test_standardized_projection_gradcheck(product, monkeypatch):
     generator = torch.Generator().manual_seed(6)
     flat = (1 + torch.randn(10, 7, generator=generator, dtype=torch.float64)).requires_grad_()
     matrix = torch.randn(4, 7, generator=generator, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda f, m: _StandardizedProjection.apply(f, m, 2, 1e-5)[0], (flat, matrix))
+    assert torch.autograd.gradcheck(lambda f, m: _StandardizedProjection.apply(f, m, 2, 1e-5, f.dtype)[0], (flat, matrix))
     # the weights alone (the first block's input needs no gradient)
-    assert torch.autograd.gradcheck(lambda m: _StandardizedProjection.apply(flat.detach(), m, 2, 1e-5)[0], (matrix,))
+    assert torch.autograd.gradcheck(lambda m: _StandardizedProjection.apply(flat.detach(), m, 2, 1e-5, flat.dtype)[0], (matrix,))
 
 
 def test_projection_folds_the_standardisation():

@@ -264,3 +264,40 @@ def test_cuda_fit_matches_cpu(digits, estimator):
     gpu = estimator(n_iter=1, dtype="float64", device="cuda", random_state=0).fit(X[:80], target)
     np.testing.assert_allclose(gpu.M_, cpu.M_, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(gpu.predict(X[80:100]), cpu.predict(X[80:100]), rtol=1e-6, atol=1e-8)
+
+
+def test_median_patch_distance_matches_all_patches_reference():
+    from skphase.nn import extract_patches, median_patch_distance
+
+    X = torch.randn(20, 3, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    value = median_patch_distance(X, 3, stride=2, padding=1, n_pairs=500, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)  # the same draws, read from every patch of every image
+    first = torch.randint(0, 20, (500,), generator=g)
+    second = torch.randint(0, 19, (500,), generator=g)
+    second = second + (second >= first)
+    patches = extract_patches(X, 3, stride=2, padding=1)
+    position = torch.randint(0, patches.shape[1], (500,), generator=g)
+    expected = (patches[first, position] - patches[second, position]).norm(dim=1).median().item()
+    assert value == pytest.approx(expected, rel=1e-12)
+
+
+def test_auto_bandwidth_follows_the_scale_of_the_images():
+    from skphase.datasets import load_digits_images
+
+    X, y = load_digits_images()
+    X, y = X[:200], y[:200]
+    small = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X, y)
+    large = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(255 * X, y)
+    assert large.bandwidth_ == pytest.approx(255 * small.bandwidth_, rel=1e-9)
+    np.testing.assert_array_equal(small.predict(X[:50]), large.predict(255 * X[:50]))
+    fixed = ConvRFM(n_iter=1, bandwidth=3.0, device="cpu").fit(X, y)
+    assert fixed.bandwidth_ == 3.0 and ConvRFM(kernel="ntk", n_iter=0, device="cpu").fit(X[:20], y[:20]).bandwidth_ is None
+
+
+def test_auto_bandwidth_learns_the_star_task():
+    from skphase.datasets import make_star_task
+
+    X, y = make_star_task(50 + 400, random_state=2)
+    model = ConvRFM(patch_size=11, n_iter=2, device="cpu", random_state=0).fit(X[:50], y[:50])
+    scores = model.staged_score(X[50:], y[50:])
+    assert scores[0] < 0.9 and max(scores[1:]) >= 0.85

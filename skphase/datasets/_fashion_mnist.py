@@ -17,6 +17,7 @@ _HOW_TO_INSTALL = (
     "or ~/skphase_data)."
 )
 
+#: Names of the ten Fashion-MNIST classes, by label.
 CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

@@ -41,7 +41,7 @@ class ImageEstimatorMixin:
     _transient_attributes = ()
 
     # scikit-learn's HTML repr (Jupyter) links an estimator to its documentation page: every
-    # estimator is public at the top level, so its API page is ``skphase.<Name>`` (docs/api.rst).
+    # estimator is public at the top level, so its API page is ``skphase.<Name>`` (docs/api/index.rst).
     _doc_link_module = "skphase"
     _doc_link_template = "https://skphase.readthedocs.io/en/latest/api/generated/skphase.{estimator_name}.html"
 

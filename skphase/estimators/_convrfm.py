@@ -30,6 +30,7 @@ from ..nn._patch_kernels import (
     PATCH_KERNELS,
     _pair,
     extract_patches,
+    median_patch_distance,
     patch_grid_shape,
     patch_kernel_from_patches,
     psd_power,
@@ -60,8 +61,12 @@ _PARAMETERS_DOC = """\
         Patch kernel: Laplace ``exp(-||a - b|| / L)`` (the RFM standard),
         Gaussian ``exp(-||a - b||^2 / (2 L^2))``, or the NTK of a ReLU conv
         net without pooling (``ntk_depth`` layers; AGOP by autograd, slow).
-    bandwidth : float, default=10.0
-        ``L`` of the Laplace and Gaussian kernels.
+    bandwidth : float or "auto", default="auto"
+        ``L`` of the Laplace and Gaussian kernels. ``"auto"`` takes 5 times the median
+        distance between patches at one position of two training images
+        (:func:`skphase.nn.median_patch_distance`, 4000 pairs drawn with a fixed seed, so
+        that it depends on the training images only), so that the kernel follows the scale of the data: images in
+        0-255 and in 0-1 give the same model. The value used is ``bandwidth_``.
     patch_size, stride, padding : int or pair of int, default=3, 1, 0
         Patch geometry, as in :class:`torch.nn.Conv2d`.
     ntk_depth : int, default=3
@@ -105,6 +110,9 @@ _PARAMETERS_DOC = """\
         Print the validation score of each iteration (when there is a validation split)."""
 
 _ATTRIBUTES_DOC = """\
+    bandwidth_ : float or None
+        Bandwidth of the Laplace or Gaussian kernel (the parameter, or the value "auto" chose);
+        None for the NTK.
     M_ : ndarray of shape (d, d)
         Mahalanobis matrix of the selected iteration, ``d = C q_h q_w``.
     transform_matrix_ : ndarray of shape (d, d)
@@ -154,7 +162,7 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     _parameter_constraints = {
         "kernel": [StrOptions(set(PATCH_KERNELS))],
-        "bandwidth": [Interval(numbers.Real, 0, None, closed="neither")],
+        "bandwidth": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "patch_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
         "stride": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
         "padding": [Interval(numbers.Integral, 0, None, closed="left"), tuple],
@@ -175,7 +183,7 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, kernel="laplace", bandwidth=10.0, patch_size=3, stride=1, padding=0, ntk_depth=3,
+    def __init__(self, *, kernel="laplace", bandwidth="auto", patch_size=3, stride=1, padding=0, ntk_depth=3,
                  ntk_padding="same", n_iter=3, alpha=1e-3, agop_power=0.5, agop_threshold=None, agop_max_samples=1000,
                  validation_fraction=0.2, n_filters=None, dtype="float32", batch_size=256, image_shape=None,
                  device="auto", random_state=None, verbose=0):
@@ -219,9 +227,22 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return extract_patches(images.to(self.device_, self._dtype), **self._geometry())
 
     def _kernel(self, A, B=None):
-        return patch_kernel_from_patches(A, B, kernel=self.kernel, bandwidth=self.bandwidth, grid=self._grid,
+        return patch_kernel_from_patches(A, B, kernel=self.kernel, bandwidth=self.bandwidth_, grid=self._grid,
                                          ntk_depth=self.ntk_depth, window=_pair(self.patch_size, "patch_size"),
                                          ntk_padding=self.ntk_padding, batch_size=self.batch_size)
+
+    def _resolve_bandwidth(self, images):
+        """The kernel's bandwidth: the parameter, or for "auto" 5x the median aligned-patch distance."""
+        if self.kernel == "ntk":
+            return None  # the NTK has no bandwidth
+        if self.bandwidth != "auto":
+            return float(self.bandwidth)
+        # A fixed seed: the bandwidth is a statistic of the training images, not a random draw.
+        distance = median_patch_distance(images, **self._geometry(), generator=torch.Generator().manual_seed(0))
+        if not distance > 0:
+            raise ValueError("bandwidth='auto' needs images that differ: the median distance between their "
+                             "patches is 0; pass a bandwidth.")
+        return 5.0 * distance
 
     def _solve(self, K, Y):
         """Kernel ridge regression on ``K / max(K)``: Cholesky, or a general solve if that fails."""
@@ -297,7 +318,7 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 subset = torch.randperm(n_train, generator=self._generator)[: self.agop_max_samples]
                 rows = patches_train[subset.to(patches_train.device)]
             G = patch_agop_from_patches(rows, patches_train, coef, T=T, kernel=self.kernel,
-                                        bandwidth=self.bandwidth, grid=self._grid, ntk_depth=self.ntk_depth,
+                                        bandwidth=self.bandwidth_, grid=self._grid, ntk_depth=self.ntk_depth,
                                         window=_pair(self.patch_size, "patch_size"), ntk_padding=self.ntk_padding,
                                         batch_size=self.batch_size)
             T = self._next_transform(G)
@@ -336,6 +357,7 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self._generator = make_generator(self._rng)
 
         Y = torch.as_tensor(Y).to(self.device_, self._dtype)
+        self.bandwidth_ = self._resolve_bandwidth(images)
         split = self._split(images.shape[0], strata)
         self.agop_eigenvalues_ = []
         if split is None:

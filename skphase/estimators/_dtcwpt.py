@@ -228,7 +228,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n, prod(output_shape_))
+        ndarray of shape (n, ``prod(output_shape_)``)
             Flattened maps, input map major, then kept packet, (part,) row,
             column; float64 for float64 input with ``dtype="float64"``, else
             float32.
@@ -255,7 +255,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n, prod(output_shape_))
+        X : array-like of shape (n, ``prod(output_shape_)``)
 
         Returns
         -------

@@ -7,7 +7,8 @@ from ._complex_ops import NONLINEARITIES, ComplexNonlinearity, safe_modulus
 from ._diffeo import RandomDiffeomorphism, deform, matched_noise, random_deform
 from ._diffeo_fields import sample_displacement, temperature_from_displacement, temperature_range
 from ._dtcwpt import DTCWPT2d, IDTCWPT2d, dtcwpt2d, dtcwpt_pool, idtcwpt2d
-from ._patch_kernels import PATCH_KERNELS, extract_patches, patch_grid_shape, patch_kernel, psd_power, psd_sqrt
+from ._patch_kernels import (PATCH_KERNELS, extract_patches, median_patch_distance, patch_grid_shape, patch_kernel,
+                             psd_power, psd_sqrt)
 from ._phase_collapse_net import PhaseCollapseNet
 from ._recalibration import recalibrate_running_statistics
 from ._resnet import BasicBlock, ResNet, resnet18, resnet20
@@ -19,7 +20,7 @@ __all__ = [
     "ComplexProjection", "ComplexStandardization", "DTCWPT2d", "EpochInfo", "EpochLogger", "IDTCWPT2d",
     "PhaseCollapseNet", "RandomDiffeomorphism", "ResNet", "ScatteringBlock", "StopAfter", "TrainingInterrupted",
     "TrainingResult", "WaveletFilter", "augment_batch", "deform", "dtcwpt2d", "dtcwpt_pool",
-    "evaluate_accuracy", "extract_patches", "idtcwpt2d", "load_checkpoint", "matched_noise", "patch_agop",
+    "evaluate_accuracy", "extract_patches", "idtcwpt2d", "load_checkpoint", "matched_noise", "median_patch_distance", "patch_agop",
     "patch_agop_from_patches", "patch_grid_shape", "patch_kernel", "psd_power", "psd_sqrt", "random_deform", "recalibrate_running_statistics",
     "resnet18", "resnet20", "safe_modulus", "sample_displacement", "temperature_from_displacement",
     "temperature_range", "train_classifier",

@@ -8,6 +8,8 @@ run fastest, and a complex 1x1 projection becomes one real GEMM.
 import torch
 from torch import nn
 
+from ..utils._precision import LOW_PRECISION_DTYPES, autocast_disabled
+
 __all__ = [
     "safe_modulus",
     "NONLINEARITIES",
@@ -83,6 +85,14 @@ class ComplexNonlinearity(nn.Module):
     real_output : bool
         True when the output is real (the modulus): the caller stores no
         imaginary part.
+
+    Notes
+    -----
+    The output has the dtype of the input. Low-precision input (bfloat16 or
+    float16, the products of an autocast region) is mapped in float32: the
+    modulus, its gradient ``z / |z|`` and the divisions by ``|z|`` of the
+    phase-preserving maps would otherwise lose their accuracy for small ``|z|``,
+    and autocast leaves these point-wise operations in the input's dtype.
     """
 
     def __init__(self, kind, n_channels):
@@ -105,8 +115,18 @@ class ComplexNonlinearity(nn.Module):
         kind = self.kind
         if kind == "identity":
             return re, im
-        if kind == "relu":
+        if kind == "relu":  # exact in any dtype
             return torch.relu(re), torch.relu(im)
+        dtype = re.dtype
+        if dtype not in LOW_PRECISION_DTYPES:
+            return self._map(re, im)
+        with autocast_disabled(re.device.type):
+            out = self._map(re.float(), im.float())
+        return out.to(dtype) if torch.is_tensor(out) else (out[0].to(dtype), out[1].to(dtype))
+
+    def _map(self, re, im):
+        """The maps that go through ``|z|``, in the dtype of ``re`` and ``im``."""
+        kind = self.kind
         modulus = safe_modulus(re, im)
         if kind == "modulus":
             return modulus
@@ -125,6 +145,7 @@ class ComplexNonlinearity(nn.Module):
         return amplitude * phase_re, amplitude * phase_im
 
 
+#: The ``kind`` values of :class:`ComplexNonlinearity` (the ``nonlinearity`` of the estimators).
 NONLINEARITIES = (
     "modulus",
     "soft_threshold",

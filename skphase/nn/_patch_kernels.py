@@ -32,6 +32,7 @@ __all__ = [
     "NTK_PADDINGS",
     "PATCH_KERNELS",
     "extract_patches",
+    "median_patch_distance",
     "ntk_layer_grids",
     "patch_grid_shape",
     "patch_kernel",
@@ -41,6 +42,7 @@ __all__ = [
     "transform_patches",
 ]
 
+#: Patch kernels of :func:`patch_kernel` and of ConvRFM's ``kernel`` parameter.
 PATCH_KERNELS = ("laplace", "gaussian", "ntk")
 NTK_PADDINGS = ("same", "valid")
 
@@ -79,6 +81,59 @@ def patch_grid_shape(image_hw, patch_size, *, stride=1, padding=0):
             f"{(ph, pw)} patch; use a smaller patch_size or more padding."
         )
     return ((height + 2 * qh - ph) // sh + 1, (width + 2 * qw - pw) // sw + 1)
+
+
+def median_patch_distance(X, patch_size, *, stride=1, padding=0, n_pairs=4000, generator=None):
+    """Median Euclidean distance between patches at one position of two different images.
+
+    The patch kernels compare patches at aligned positions, so this is the typical distance they
+    see; it sets a bandwidth that follows the scale of the data (ConvRFM's ``bandwidth="auto"``).
+    Only the sampled patches are read: memory grows with ``n_pairs``, not with ``X``.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, C, H, W)
+        At least two images.
+    patch_size, stride, padding : int or pair of int
+        As in :func:`extract_patches`.
+    n_pairs : int, default=4000
+        Random (image, other image, position) triples drawn.
+    generator : torch.Generator or None
+        CPU generator of the draws.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.zeros(2, 1, 4, 4)
+    >>> X[1] = 1.0
+    >>> median_patch_distance(X, 2)  # every 2 x 2 patch pair differs by 1 in 4 pixels
+    2.0
+    """
+    n, channels, height, width = X.shape
+    if n < 2:
+        raise ValueError(f"median_patch_distance needs at least 2 images, got {n}.")
+    (ph, pw), (sh, sw), (qh, qw) = (_pair(v, name) for v, name in
+                                    ((patch_size, "patch_size"), (stride, "stride"), (padding, "padding")))
+    grid_h, grid_w = patch_grid_shape((height, width), (ph, pw), stride=(sh, sw), padding=(qh, qw))
+    first = torch.randint(0, n, (n_pairs,), generator=generator)
+    second = torch.randint(0, n - 1, (n_pairs,), generator=generator)
+    second = second + (second >= first)  # a different image
+    position = torch.randint(0, grid_h * grid_w, (n_pairs,), generator=generator)
+    rows = (position // grid_w * sh - qh)[:, None] + torch.arange(ph)
+    cols = (position % grid_w * sw - qw)[:, None] + torch.arange(pw)
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    rows, cols, inside = (t.to(X.device) for t in (rows.clamp(0, height - 1), cols.clamp(0, width - 1), inside))
+    channel = torch.arange(channels, device=X.device)[None, :, None, None]
+
+    def patches(images):  # (n_pairs, C, ph, pw), zero outside the image (zero padding)
+        values = X[images.to(X.device)[:, None, None, None], channel, rows[:, None, :, None], cols[:, None, None, :]]
+        return values * inside[:, None]
+
+    return float((patches(first) - patches(second)).flatten(1).norm(dim=1).median())
 
 
 def extract_patches(X, patch_size, *, stride=1, padding=0):

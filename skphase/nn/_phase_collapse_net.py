@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from ..utils._precision import autocast_disabled
 from ._scattering_block import ScatteringBlock
 
 __all__ = ["PhaseCollapseNet", "block_kinds", "count_subsamplings"]
@@ -41,6 +42,11 @@ class PhaseCollapseNet(nn.Module):
     maps channels-last ``(n, H, W, 2C)`` real tensors (real parts, then
     imaginary parts), and ``blocks`` is an ``nn.ModuleList`` so that forward
     hooks can read every block.
+
+    Under :func:`torch.autocast` (CPU bfloat16, CUDA float16 or bfloat16) the
+    wavelet filtering and projection products run in low precision while every
+    statistic, normalisation and the head stay in float32: block outputs and
+    logits are float32, and the running statistics are updated in float32.
     """
 
     def __init__(self, in_channels, image_size, widths, n_classes, *, L=4, nonlinearity="modulus",
@@ -73,10 +79,16 @@ class PhaseCollapseNet(nn.Module):
         return outputs if all_blocks else x
 
     def classify(self, features):
-        """Logits from last-block features ``(n, h, w, 2C)``."""
+        """Logits from last-block features ``(n, h, w, 2C)``.
+
+        The head runs in the dtype of its parameters even inside an autocast region: it costs
+        little next to the blocks, and the logits (and the loss computed from them) stay in float32.
+        """
         n = features.shape[0]
-        flat = self.head_norm(features.reshape(-1, features.shape[-1]))
-        return self.head(flat.reshape(n, -1))
+        with autocast_disabled(features.device.type):
+            features = features.to(self.head.weight.dtype)
+            flat = self.head_norm(features.reshape(-1, features.shape[-1]))
+            return self.head(flat.reshape(n, -1))
 
     def forward(self, images):
         return self.classify(self.features(images))

@@ -6,6 +6,15 @@ imaginary parts. The wavelet filtering is a small spatial convolution of each
 real channel with ``1 + 2L`` real filters (the low-pass, then the real and
 imaginary parts of the ``L`` Morlet wavelets), recombined into complex
 coefficients; the complex projection ``P`` is a single real matrix product.
+
+Mixed precision: inside a :func:`torch.autocast` region the two heavy products
+(the wavelet filtering of complex input and ``P``) run in the region's dtype,
+while the filtering of the images, the batch statistics, the running
+statistics, the standardisation's scales, the non-linearities' divisions by
+``|z|`` and the normalisation ``N`` are computed in float32
+(:func:`skphase.utils._precision.statistics_dtype`), so that a block always
+returns float32 activations. Outside autocast every operation runs in the
+dtype of its inputs, float64 included.
 """
 
 import torch
@@ -13,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..filters._morlet import block_filter_bank
+from ..utils._precision import LOW_PRECISION_DTYPES, autocast_disabled, compute_dtype, statistics_dtype
 from ._complex_ops import ComplexNonlinearity
 
 __all__ = ["row_toeplitz", "unit_norm", "WaveletFilter", "ComplexStandardization", "ComplexProjection", "ScatteringBlock", "VARIANTS"]
@@ -82,9 +92,9 @@ class WaveletFilter(nn.Module):
     complex_input : bool
         Whether the input holds complex channels ``[re | im]`` (True) or real ones.
 
-    Shape
+    Notes
     -----
-    Input ``(n, H, W, C_real)`` (``[re | im]`` halves for complex input); output ``(re, im)``,
+    Shapes: input ``(n, H, W, C_real)`` (``[re | im]`` halves for complex input); output ``(re, im)``,
     each ``(n, H', W', 1 + L, C)`` where ``C = C_real / 2`` for complex input, index 0 of the
     filter axis being the low-pass.
     """
@@ -130,12 +140,24 @@ class WaveletFilter(nn.Module):
         return height * width <= self.DENSE_COST_RATIO * k * padded_width
 
     def forward(self, x):
+        # Under autocast complex input is cast once, before the Toeplitz path copies it into
+        # stacked rows, and the dense matrix is kept in the products' dtype. Real input (the
+        # images) keeps its dtype: a small share of the work, and a low-pass of images has a
+        # mean large against its spread, which rounding to low precision would blur.
+        dtype = compute_dtype(x) if self.complex_input else x.dtype
+        with autocast_disabled(x.device.type):
+            return self._filter(x.to(dtype))
+
+    def _filter(self, x):
         n, height, width, channels = x.shape
         n_channels = channels // self._parts
         if self._uses_dense(height, width):
             matrix = self._dense_matrix(height, width, x.dtype, x.device)
             pixels = x.reshape(n, -1, n_channels)
-            if n_channels >= self.MIN_BATCHED_CHANNELS:
+            # The CPU's low-precision batched product copies a broadcast matrix once per image:
+            # there the transposed one product is far cheaper.
+            low_precision_cpu = x.dtype in LOW_PRECISION_DTYPES and x.device.type == "cpu"
+            if n_channels >= self.MIN_BATCHED_CHANNELS and not low_precision_cpu:
                 out = torch.matmul(matrix, pixels)
             else:  # a few channels (the images): one product for the batch, not n thin ones
                 images = pixels.transpose(1, 2).reshape(n * n_channels, -1)
@@ -181,21 +203,34 @@ class WaveletFilter(nn.Module):
 
 
 def _column_sums(x):
-    """Sum of each column of ``x`` ``(rows, d)``, as a product with ones: a BLAS kernel that
-    runs several times faster than a reduction over the leading axis."""
+    """Sum of each column of ``x`` ``(rows, d)``, in :func:`statistics_dtype` (at least float32).
+
+    A product with ones, a BLAS kernel that runs several times faster than a
+    reduction over the leading axis; low-precision columns are reduced with a
+    float32 accumulator instead (a product would round the sums to their dtype).
+    Call it outside autocast, which would run the product in low precision.
+    """
+    if x.dtype in LOW_PRECISION_DTYPES:
+        return x.sum(0, dtype=statistics_dtype(x.dtype))
     return x.new_ones(x.shape[0]) @ x
 
 
-def _column_statistics(flat):
-    """Per-column ``(variance, mean)`` of ``flat`` ``(rows, d)``, without correction.
+def _column_statistics(flat, *, centred_dtype=None):
+    """Per-column ``(variance, mean)`` of ``flat`` ``(rows, d)``, without correction, in at least float32.
 
     Two exact passes of matrix-vector products (the mean, then the mean square of
     the centred input): several times faster than ``var_mean``'s one-pass update
     on the largest activation of a block, and no cancellation under a large mean.
+    Low-precision input is centred in float32 (the subtraction promotes it).
+    With a ``centred_dtype``, a third output is ``flat - mean`` in that dtype.
     """
     rows = flat.shape[0]
-    mean = _column_sums(flat) / rows
-    return _column_sums((flat - mean).square_()) / rows, mean
+    with autocast_disabled(flat.device.type):
+        mean = _column_sums(flat) / rows
+        centred = flat - mean
+        kept = None if centred_dtype is None else centred.to(centred_dtype, copy=True)
+        power = _column_sums(centred.square_()) / rows
+    return (power, mean) if kept is None else (power, mean, kept)
 
 
 def _add_moments_gradient(grad_flat, flat, mean, grad_power, grad_mean):
@@ -205,13 +240,16 @@ def _add_moments_gradient(grad_flat, flat, mean, grad_power, grad_mean):
     so the gradient is ``x a + b`` with per-column ``a`` and ``b``: two in-place passes where
     autograd's backward of ``var_mean`` makes five and allocates. ``grad_flat=None`` starts
     from zero. (Not ``addcmul(b, x, a)``: its broadcast of a row vector is far slower on the CPU.)
+    The result has the dtype of ``flat``. Added into a low-precision ``grad_flat``, ``a`` and
+    ``b`` are rounded to its dtype (mixed-dtype in-place kernels are several times slower):
+    callers pass centred ``flat`` and a zero ``mean`` then, so that ``b`` cancels nothing.
     """
     rows = flat.shape[0]
     slope = grad_power * (2.0 / rows)
     offset = grad_mean / rows - slope * mean
     if grad_flat is None:
-        return (flat * slope).add_(offset)
-    return grad_flat.addcmul_(flat, slope).add_(offset)
+        return (flat * slope).add_(offset).to(flat.dtype)
+    return grad_flat.addcmul_(flat, slope.to(grad_flat.dtype)).add_(offset.to(grad_flat.dtype))
 
 
 class _ColumnMoments(torch.autograd.Function):
@@ -226,15 +264,17 @@ class _ColumnMoments(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_power, grad_mean):
         flat, mean = ctx.saved_tensors
-        grad_power = torch.zeros_like(mean) if grad_power is None else grad_power
-        grad_mean = torch.zeros_like(mean) if grad_mean is None else grad_mean
-        return _add_moments_gradient(None, flat, mean, grad_power, grad_mean)
+        grad_power = torch.zeros_like(mean) if grad_power is None else grad_power.to(mean.dtype)
+        grad_mean = torch.zeros_like(mean) if grad_mean is None else grad_mean.to(mean.dtype)
+        with autocast_disabled(flat.device.type):
+            return _add_moments_gradient(None, flat, mean, grad_power, grad_mean)
 
 
 def column_moments(flat):
     """Variance (``correction=0``) and mean of each column of ``flat`` ``(rows, d)``.
 
-    Equal to ``torch.var_mean(flat, dim=0, correction=0)``, with a faster forward and backward.
+    Equal to ``torch.var_mean(flat, dim=0, correction=0)``, with a faster forward and backward,
+    computed and returned in float32 for low-precision ``flat`` (inside autocast or not).
     """
     return _ColumnMoments.apply(flat)
 
@@ -288,16 +328,19 @@ class ComplexStandardization(nn.Module):
         Returns
         -------
         mean, scale : torch.Tensor
-            Per column: ``(flat - mean) * scale`` is standardised.
+            Per column: ``(flat - mean) * scale`` is standardised. In at least float32 (the
+            running statistics' dtype for float32 or low-precision ``flat``).
         """
         if self.training:
             power, mean = column_moments(flat)
             var = _channel_variance(power, self.n_complex)
             self.update_running_statistics(mean, var)
         else:
-            mean = self.running_mean.to(flat.dtype)
-            var = self.running_var.to(flat.dtype)
-        return mean, _column_scale(var, self.n_complex, self.eps)
+            dtype = statistics_dtype(flat.dtype)
+            mean = self.running_mean.to(dtype)
+            var = self.running_var.to(dtype)
+        with autocast_disabled(flat.device.type):
+            return mean, _column_scale(var, self.n_complex, self.eps)
 
     @torch.no_grad()
     def update_running_statistics(self, mean, var):
@@ -358,38 +401,61 @@ class _StandardizedProjection(torch.autograd.Function):
     gradient through the statistics in place into the gradient of the product,
     instead of autograd allocating both and summing them: the largest activation
     of the block is then written once.
+
+    The product runs in ``dtype`` (the caller's :func:`compute_dtype`: the forward
+    and backward run outside autocast); the statistics, the effective matrix
+    ``P s``, its bias and every gradient through them in at least float32
+    (``mean``, ``var`` and the gradient of ``matrix`` come out in that dtype).
+    A low-precision product (``dtype`` bfloat16 or float16) gets its input centred
+    first, in float32, and rounded after: where a column's mean is large against
+    its spread, the folded bias would subtract two nearly equal rounded numbers.
+    The input of the product (``flat``, or ``flat - mean`` rounded) is what the
+    backward keeps, with the mean it still has to remove (``mean``, or 0).
     """
 
     @staticmethod
-    def forward(ctx, flat, matrix, n_complex, eps):
-        power, mean = _column_statistics(flat)
-        var = _channel_variance(power, n_complex)
-        scale = _column_scale(var, n_complex, eps)
-        effective = matrix * scale
-        out = pointwise_linear(flat, effective, -(effective @ mean))
-        ctx.save_for_backward(flat, matrix, mean, scale, effective)
-        ctx.n_complex = n_complex
+    def forward(ctx, flat, matrix, n_complex, eps, dtype):
+        with autocast_disabled(flat.device.type):
+            if dtype in LOW_PRECISION_DTYPES:
+                power, mean, product_input = _column_statistics(flat, centred_dtype=dtype)
+                shift = torch.zeros_like(mean)
+            else:
+                power, mean = _column_statistics(flat)
+                product_input, shift = flat.to(dtype), mean
+            var = _channel_variance(power, n_complex)
+            scale = _column_scale(var, n_complex, eps)
+            effective = matrix.to(scale.dtype) * scale
+            out = pointwise_linear(product_input, effective.to(dtype), (-(effective @ shift)).to(dtype))
+        ctx.save_for_backward(product_input, matrix, shift, scale, effective)
+        ctx.n_complex, ctx.input_dtype = n_complex, flat.dtype
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
+        # ``flat`` is the product's input and ``mean`` the shift left to remove (see the class notes):
+        # the gradients below hold for ``(flat - mean) @ (P s)^T`` either way.
         flat, matrix, mean, scale, effective = ctx.saved_tensors
         needs = ctx.needs_input_grad[:2]
-        grad_flat, grad_effective = _pointwise_linear_grads(grad_out, flat, effective, (needs[0], True))
-        out_sums = _column_sums(grad_out)
-        grad_effective = grad_effective - torch.outer(out_sums, mean)  # the bias -(P s) mu
-        grad_matrix = grad_effective * scale if needs[1] else None
-        if not needs[0]:
-            return None, grad_matrix, None, None
-        # Through the statistics: mean directly, scale = (var + eps)^(-1/2) through the variance.
-        grad_mean = -(out_sums @ effective)
-        # A channel's variance sums its columns' powers and sets both its columns' scales, so its
-        # gradient gathers the two columns (as the variance does) and reaches both powers.
-        grad_scale_as_var = (grad_effective * matrix).sum(0) * (-0.5 * scale**3)
-        grad_var = _channel_variance(grad_scale_as_var, ctx.n_complex)
-        grad_power = _per_column(grad_var, ctx.n_complex)
-        return _add_moments_gradient(grad_flat, flat, mean, grad_power, grad_mean), grad_matrix, None, None
+        with autocast_disabled(flat.device.type):
+            grad_out = grad_out.to(flat.dtype)
+            grad_flat, grad_effective = _pointwise_linear_grads(
+                grad_out, flat, effective.to(flat.dtype), (needs[0], True)
+            )
+            out_sums = _column_sums(grad_out)
+            grad_effective = grad_effective.to(mean.dtype) - torch.outer(out_sums, mean)  # the bias -(P s) mu
+            grad_matrix = (grad_effective * scale).to(matrix.dtype) if needs[1] else None
+            if not needs[0]:
+                return None, grad_matrix, None, None, None
+            # Through the statistics: mean directly, scale = (var + eps)^(-1/2) through the variance.
+            grad_mean = -(out_sums @ effective)
+            # A channel's variance sums its columns' powers and sets both its columns' scales, so its
+            # gradient gathers the two columns (as the variance does) and reaches both powers.
+            grad_scale_as_var = (grad_effective * matrix).sum(0) * (-0.5 * scale**3)
+            grad_var = _channel_variance(grad_scale_as_var, ctx.n_complex)
+            grad_power = _per_column(grad_var, ctx.n_complex)
+            grad_flat = _add_moments_gradient(grad_flat, flat, mean, grad_power, grad_mean)
+        return grad_flat.to(ctx.input_dtype), grad_matrix, None, None, None
 
 
 def standardized_projection(flat, standardization, projection):
@@ -399,15 +465,16 @@ def standardized_projection(flat, standardization, projection):
     ----------
     flat : torch.Tensor of shape (rows, 2 n_complex + n_real)
     standardization : ComplexStandardization
-        In training mode; its running statistics are updated.
+        In training mode; its running statistics are updated (from float32 statistics under autocast).
     projection : ComplexProjection
 
     Returns
     -------
     torch.Tensor of shape (rows, 2 n_out)
+        In the dtype autocast gives the product (:func:`compute_dtype`).
     """
     out, mean, var = _StandardizedProjection.apply(
-        flat, projection.real_matrix().to(flat.dtype), standardization.n_complex, standardization.eps
+        flat, projection.real_matrix(), standardization.n_complex, standardization.eps, compute_dtype(flat)
     )
     standardization.update_running_statistics(mean, var)
     return out
@@ -426,9 +493,9 @@ class ComplexProjection(nn.Module):
     generator : torch.Generator or None
         Seeds the semi-unitary initialisation.
 
-    Shape
+    Notes
     -----
-    Input ``(rows, 2 n_complex + n_real)`` as ``[re | im | real]``; output
+    Shapes: input ``(rows, 2 n_complex + n_real)`` as ``[re | im | real]``; output
     ``(rows, 2 n_out)`` as ``[re | im]``.
     """
 
@@ -448,11 +515,23 @@ class ComplexProjection(nn.Module):
         return torch.cat([top, bottom], dim=0)
 
     def forward(self, x, mean=None, scale=None):
-        """``P((x - mean) * scale)``, computed as ``x @ (P scale)^T - (P scale) mean``."""
-        matrix = self.real_matrix().to(x.dtype)
-        if scale is not None:
-            matrix = matrix * scale
-        return pointwise_linear(x, matrix, None if mean is None else -(matrix @ mean))
+        """``P((x - mean) * scale)``, computed as ``x @ (P scale)^T - (P scale) mean``.
+
+        The product runs in the dtype autocast gives it; ``P scale`` and the bias are formed
+        in at least float32 first.
+        """
+        dtype = compute_dtype(x)
+        with autocast_disabled(x.device.type):
+            if mean is not None and dtype in LOW_PRECISION_DTYPES and x.dtype != dtype:
+                # Input rounded by the product is centred first, in float32: the bias of a large
+                # mean would cancel against the rounded products. Input already in the product's
+                # dtype has had its rounding; folding the mean then saves two passes.
+                x, mean = x - mean, torch.zeros_like(mean)
+            matrix = self.real_matrix().to(statistics_dtype(dtype))
+            if scale is not None:
+                matrix = matrix * scale
+            bias = None if mean is None else (-(matrix @ mean)).to(dtype)
+            return pointwise_linear(x.to(dtype), matrix.to(dtype), bias)
 
 
 class ScatteringBlock(nn.Module):
@@ -538,16 +617,21 @@ class _UnitNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, eps):
-        factor = torch.rsqrt(z.square().sum(dim=-1, keepdim=True) + eps)
-        out = z * factor
+        with autocast_disabled(z.device.type):
+            z_wide = z.to(statistics_dtype(z.dtype))
+            factor = torch.rsqrt(z_wide.square().sum(dim=-1, keepdim=True) + eps)
+            out = z_wide * factor
         ctx.save_for_backward(out, factor)
+        ctx.input_dtype = z.dtype
         return out
 
     @staticmethod
     def backward(ctx, grad):
         out, factor = ctx.saved_tensors
-        along = (grad * out).sum(dim=-1, keepdim=True)
-        return factor * torch.addcmul(grad, out, along, value=-1), None
+        with autocast_disabled(out.device.type):
+            grad = grad.to(out.dtype)
+            along = (grad * out).sum(dim=-1, keepdim=True)
+            return (factor * torch.addcmul(grad, out, along, value=-1)).to(ctx.input_dtype), None
 
 
 def unit_norm(z, eps):
@@ -561,5 +645,6 @@ def unit_norm(z, eps):
     Returns
     -------
     torch.Tensor of the shape of ``z``
+        In at least float32: a low-precision ``z`` (a product under autocast) is normalised in float32.
     """
     return _UnitNorm.apply(z, eps)
