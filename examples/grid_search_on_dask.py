@@ -5,7 +5,7 @@ learned scattering network of ``plot_phase_collapse_vs_thresholding.py`` (same
 network and training budget per dataset), followed by a logistic regression,
 with 3-fold cross-validation: ``GridSearchCV`` hands its fits to the cluster
 through joblib's dask backend. With ``device="auto"`` each worker trains on its
-own GPU when the machine has some (see the README, "Running on a cluster"), and
+own GPU when the machine has some (see docs/cluster.rst, "Running on a cluster"), and
 torch in each worker uses the worker's threads.
 
 Usage

@@ -22,7 +22,7 @@ Every model trains with random crops (zero padding by 3 pixels) and horizontal f
 copies of its images learns to ignore small displacements, and the papers relate the test error to
 the relative stability (error ~ sqrt(R)). Without augmentation, 6 epochs of Adam leave R at the
 output about 0.1 of its value at initialisation, more or less depending on the seed; with it, well
-below (see the README for the figures).
+below (see docs/results.rst for the figures).
 
 Run::
 

@@ -43,10 +43,10 @@ import numpy as np
 import torch
 
 from plot_phase_collapse_vs_thresholding import CONFIGS, load, train_scattering
-from skphase import ScatteringPhaseCollapse, paper_config
-from skphase.datasets import load_cifar10
+from skphase import ScatteringPhaseCollapse
 from skphase.nn import evaluate_accuracy, resnet18, resnet20, train_classifier
 from skphase.utils import make_generator, resolve_device, retain_freed_memory
+from skphase.utils._progress import epoch_progress
 from skphase.utils._sources import as_image_source
 
 #: name -> (kind, ScatteringPhaseCollapse parameters); ResNets and Scat are built apart.
@@ -67,7 +67,8 @@ DEFAULT_TRAINING = dict(optimizer="sgd", momentum=0.9, weight_decay=1e-4, schedu
 
 def settings(dataset, args):
     """Network and training parameters for ``dataset``, with the command line's overrides."""
-    params = {**DEFAULT_TRAINING, **(paper_config("cifar10") if dataset == "cifar10" else CONFIGS[dataset]["network"])}
+    params = {**DEFAULT_TRAINING, **CONFIGS[dataset]["network"]}
+    params.pop("variant", None)  # set per model below
     if args.quick:
         params["max_iter"] = 2
     if args.epochs is not None:
@@ -78,15 +79,10 @@ def settings(dataset, args):
 
 
 def load_data(dataset, args):
-    if dataset != "cifar10":
-        n_train = 500 if args.quick and args.n_train is None else args.n_train
-        return load(dataset, n_train, args.seed)
-    X_train, y_train = load_cifar10("train", data_home=args.data_home)
-    X_test, y_test = load_cifar10("test", data_home=args.data_home)
-    if args.quick or args.n_train is not None:
-        n = args.n_train or 500
-        X_train, y_train = X_train[:n], y_train[:n]
-        X_test, y_test = X_test[: max(n // 5, 10)], y_test[: max(n // 5, 10)]
+    n_train = 500 if args.quick and args.n_train is None else args.n_train
+    X_train, y_train, X_test, y_test = load(dataset, n_train, args.seed, args.data_home)
+    if args.quick:
+        X_test, y_test = X_test[:1000], y_test[:1000]
     return X_train, y_train, X_test, y_test
 
 
@@ -113,6 +109,7 @@ def train_resnet(name, params, data, args):
         momentum=params["momentum"], weight_decay=params["weight_decay"], schedule=params["schedule"],
         schedule_params=params["schedule_params"], augmentation=params["augmentation"],
         max_time=params["max_time"], generator=make_generator(args.seed), device=device, precision=args.precision,
+        progress=epoch_progress(args.verbose, params["max_iter"]),
     )
     test_codes = torch.as_tensor(np.searchsorted(classes, y_test))
     accuracy = evaluate_accuracy(net, as_image_source(X_test), test_codes, batch_size=params["batch_size"],
@@ -175,7 +172,7 @@ def plot(results, title, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=sorted(CONFIGS) + ["cifar10"], default="digits")
+    parser.add_argument("--dataset", choices=sorted(CONFIGS), default="digits")
     parser.add_argument("--data-home", help="folder holding cifar-10-batches-py (default: $SKPHASE_DATA)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--epochs", type=int, help="override the configuration's number of epochs")

@@ -24,6 +24,11 @@ _ROW_ORDER = (
 EXPECTED_FAILURES = {
     "ScatteringPhaseCollapse": {
         "check_methods_sample_order_invariance": _ROW_ORDER,
+        "check_sample_weight_equivalence_on_dense_data": (
+            "mini-batch SGD with batch statistics: repeating an image changes the batches, their "
+            "statistics and the number of steps, so a weight of 2 cannot equal a repetition exactly; "
+            "test_sample_weight.py checks the loss is the weighted mean"
+        ),
     },
 }
 

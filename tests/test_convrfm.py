@@ -301,3 +301,11 @@ def test_auto_bandwidth_learns_the_star_task():
     model = ConvRFM(patch_size=11, n_iter=2, device="cpu", random_state=0).fit(X[:50], y[:50])
     scores = model.staged_score(X[50:], y[50:])
     assert scores[0] < 0.9 and max(scores[1:]) >= 0.85
+
+
+def test_fixed_bandwidth_on_huge_values_names_the_cause():
+    from skphase.datasets import load_digits_images
+
+    X, y = load_digits_images()
+    with pytest.raises(ValueError, match="bandwidth='auto' or rescale the images"):
+        ConvRFM(n_iter=1, bandwidth=10.0, device="cpu", random_state=0).fit(X[:100] * 1e4, y[:100])

@@ -65,3 +65,16 @@ def test_resnet_comparison_runs_end_to_end_on_a_tiny_cifar10_copy(tmp_path):
     assert "LScat+skip error <= ResNet-20 error (equal epochs: 1 vs 1)" in run.stdout
     assert (tmp_path / "table.png").stat().st_size > 0
     assert len(results.read_text().splitlines()) == 2
+
+
+def test_main_example_runs_the_cifar10_configuration_on_a_tiny_copy(tmp_path):
+    _write_cifar10(tmp_path / "cifar-10-batches-py", n_per_batch=4)
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES / "plot_phase_collapse_vs_thresholding.py"), "--dataset", "cifar10",
+         "--data-home", str(tmp_path), "--quick", "--epochs", "1", "--nonlinearities", "modulus", "--no-scat",
+         "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "bars.png")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "cifar10: 20 training and 4 test images" in run.stdout and "'schedule': 'step'" in run.stdout
+    assert (tmp_path / "bars.png").stat().st_size > 0

@@ -267,8 +267,12 @@ class _BaseConvRFM(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # the bandwidth keeps its meaning from one iteration to the next.
         trace = (T * T).sum()
         if not trace > 0:
-            raise ValueError("The patch AGOP vanished (the predictor is constant); increase n_samples or "
-                             "decrease alpha.")
+            scale = ("" if self.bandwidth_ is None else
+                     f" A fixed bandwidth ({self.bandwidth_:g}) far below the distances between patches (images "
+                     "of large values, e.g. 0-255 pixels) makes the kernel vanish between distinct images: use "
+                     "bandwidth='auto' or rescale the images.")
+            raise ValueError("The patch AGOP vanished (the predictor is constant)." + scale +
+                             " Otherwise increase n_samples or decrease alpha.")
         return T * (T.shape[0] / trace).sqrt()
 
     def _split(self, n_samples, strata):

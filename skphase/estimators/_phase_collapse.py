@@ -10,7 +10,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from ..nn._augment import AUGMENTATIONS
 from ..nn._callbacks import EpochLogger
@@ -143,6 +144,9 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
     num_workers : int, default=0
         Worker processes of the :class:`torch.utils.data.DataLoader` that reads
         ``X`` when it is a torch Dataset.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the training loss, as in scikit-learn's linear models
+        (``"balanced"``: ``n / (n_classes * count)``); multiplied with ``sample_weight``.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial projections, the shuffling and the augmentation.
         Equal seeds give equal results on the CPU.
@@ -254,6 +258,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         "image_shape": ["array-like", None],
         "device": [str, torch.device],
         "num_workers": [Interval(numbers.Integral, 0, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -264,7 +269,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
                  optimizer_params=None, schedule="cosine", schedule_params=None, augmentation=None,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, max_time=None,
                  callbacks=None, precision="float32", warm_start=False, image_shape=None, device="auto",
-                 num_workers=0, random_state=None, verbose=0):
+                 num_workers=0, class_weight=None, random_state=None, verbose=0):
         self.widths = widths
         self.n_blocks = n_blocks
         self.L = L
@@ -292,6 +297,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         self.image_shape = image_shape
         self.device = device
         self.num_workers = num_workers
+        self.class_weight = class_weight
         self.random_state = random_state
         self.verbose = verbose
 
@@ -356,7 +362,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
 
     # ---------------------------------------------------------------- training
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the network end to end on images ``X`` with labels ``y``.
 
         Parameters
@@ -367,6 +373,10 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
             images or of ``(image, label)`` pairs (read with ``num_workers``).
         y : array-like of shape (n,) or None
             Labels; None takes those of a Dataset of ``(image, label)`` pairs.
+        sample_weight : array-like of shape (n,) or None
+            Weight of each image in the training loss (weighted cross-entropy), multiplied by
+            the weights of ``class_weight``; with ``early_stopping`` the validation accuracy
+            stays unweighted. Routed by ``set_fit_request(sample_weight=True)`` in a pipeline.
 
         Returns
         -------
@@ -394,6 +404,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
             raise ValueError("warm_start needs the classes of the first fit; got different classes.")
         self.classes_ = encoder.classes_
         labels = torch.as_tensor(encoder.transform(column_or_1d(y)), dtype=torch.int64)
+        weights = self._sample_weights(sample_weight, y, source.n_samples)
         self._check_image_size(len(widths))
         device = self._resolve_device()
         check_precision(self.precision, device)
@@ -410,7 +421,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
             self.n_iter_, self.loss_curve_, self.validation_scores_ = 0, [], []
             self._optimizer_state = None
         self.module_.to(device)
-        source, labels, validation = self._split_validation(source, labels, generator)
+        source, labels, validation, weights = self._split_validation(source, labels, generator, weights)
         # The optimizer state resumes only an optimizer of the same kind.
         resumed = self._optimizer_state if getattr(self, "_optimizer_kind", None) == optimizer_kind else None
         callbacks = list(self.callbacks or []) + ([EpochLogger()] if self.verbose >= 2 else [])
@@ -422,7 +433,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
                 schedule=self.schedule, schedule_params=self.schedule_params, augmentation=self.augmentation,
                 n_iter_no_change=self.n_iter_no_change if self.early_stopping else None, tol=self.tol,
                 max_time=self.max_time, generator=generator, device=device, precision=self.precision,
-                optimizer_state=resumed, callbacks=callbacks, owner=self,
+                optimizer_state=resumed, callbacks=callbacks, owner=self, sample_weight=weights,
                 progress=epoch_progress(self.verbose, self.max_iter, self.n_iter_), epochs_done=self.n_iter_,
             )
         except TrainingInterrupted as interrupt:
@@ -436,16 +447,30 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         self._store_training(result, widths, optimizer_kind)
         return self
 
-    def _split_validation(self, source, labels, generator):
-        """``(train images, train labels, validation or None)``: the early-stopping split, stratified if it can be."""
+    def _sample_weights(self, sample_weight, y, n_samples):
+        """Per-image loss weights from ``sample_weight`` and ``class_weight``, or None when all are equal."""
+        if sample_weight is None and self.class_weight is None:
+            return None
+        weights = _check_sample_weight(sample_weight, np.zeros((n_samples, 0)), dtype=np.float64,
+                                       ensure_non_negative=True)
+        if self.class_weight is not None:
+            weights = weights * compute_sample_weight(self.class_weight, column_or_1d(y))
+        if not weights.sum() > 0:  # class_weight zeroed every remaining image
+            raise ValueError("The sample weights times class_weight must contain at least one non-zero number.")
+        return weights
+
+    def _split_validation(self, source, labels, generator, weights=None):
+        """``(train images, train labels, validation or None, train weights)``: the early-stopping split,
+        stratified if it can be."""
         if not self.early_stopping:
-            return source, labels, None
+            return source, labels, None, weights
         stratify = labels.numpy() if np.bincount(labels.numpy()).min() >= 2 else None
         train_idx, val_idx = train_test_split(
             np.arange(source.n_samples), test_size=self.validation_fraction,
             random_state=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)), stratify=stratify,
         )
-        return source.subset(train_idx), labels[train_idx], (source.subset(val_idx), labels[val_idx])
+        return (source.subset(train_idx), labels[train_idx], (source.subset(val_idx), labels[val_idx]),
+                None if weights is None else weights[train_idx])
 
     def _store_training(self, result, widths, optimizer_kind):
         """Record what a training run did in the fitted attributes (after it ended or was interrupted)."""

@@ -17,6 +17,7 @@ cross-entropy and returns what happened. Its parts, one job each:
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -135,7 +136,7 @@ def _drop_lone_last(order, batch_size):
 
 
 def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentation=None, generator=None,
-              device="cpu", precision="float32", scaler=None, bar=None, before_batch=None):
+              device="cpu", precision="float32", scaler=None, bar=None, before_batch=None, sample_weight=None):
     """One epoch of cross-entropy training over the images of ``source`` in ``order``.
 
     Parameters
@@ -163,11 +164,15 @@ def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentat
         Advanced by one per batch, with the running loss as its postfix.
     before_batch : callable or None
         Called with the number of the batch (from 0) before each one, e.g. to set its learning rate.
+    sample_weight : torch.Tensor or None
+        float32 CPU weight of every image of ``source``, scaled to mean 1: each image's loss is
+        multiplied by its weight, so that a batch's mean loss is an unbiased estimate of the
+        weighted mean loss over the data.
 
     Returns
     -------
     float
-        Mean loss over the images seen.
+        Mean (weighted) loss over the images seen.
     """
     module.train()
     total, seen = 0.0, 0
@@ -177,7 +182,12 @@ def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentat
         images = augment_batch(images.to(device, non_blocking=True), augmentation, generator)
         with autocast(device, precision):
             logits = module(images)
-        loss = F.cross_entropy(logits.float(), labels[index].to(device, non_blocking=True))
+        targets = labels[index].to(device, non_blocking=True)
+        if sample_weight is None:
+            loss = F.cross_entropy(logits.float(), targets)
+        else:
+            weights = sample_weight[index].to(device, non_blocking=True)
+            loss = (F.cross_entropy(logits.float(), targets, reduction="none") * weights).mean()
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
@@ -220,7 +230,7 @@ def train_classifier(module, images, labels, *, validation=None, optimizer="sgd"
                      schedule="cosine", schedule_params=None, augmentation=None, n_iter_no_change=None,
                      tol=1e-4, max_time=None, generator=None, device="cpu", precision="float32",
                      schedule_every="epoch", optimizer_state=None, callbacks=None, owner=None, progress=None,
-                     epochs_done=0, recalibrate=True):
+                     epochs_done=0, recalibrate=True, sample_weight=None):
     """Train ``module`` with cross-entropy, epoch by epoch.
 
     Parameters
@@ -283,6 +293,9 @@ def train_classifier(module, images, labels, *, validation=None, optimizer="sgd"
         ``set_postfix``, ``close``) for one epoch, or None.
     epochs_done : int
         Epochs run by earlier calls (warm starts): epoch numbers continue from it.
+    sample_weight : array-like of shape (n,) or None
+        Non-negative weight of each training image in the loss (scaled to mean 1; the
+        validation accuracy stays unweighted).
     recalibrate : bool, default=True
         After the last epoch, recompute the running statistics of the batch-normalising layers
         from the final weights with one pass over the training images
@@ -312,6 +325,7 @@ def train_classifier(module, images, labels, *, validation=None, optimizer="sgd"
     check_precision(precision, device)
     source = as_image_source(images, name="images")
     labels = _as_labels(labels, source.n_samples, "images")
+    weights = _as_weights(sample_weight, source.n_samples)
     if validation is not None:
         val_source = as_image_source(validation[0], name="validation images")
         val_labels = _as_labels(validation[1], val_source.n_samples, "validation images")
@@ -341,7 +355,7 @@ def train_classifier(module, images, labels, *, validation=None, optimizer="sgd"
             bar = progress(epochs_done + epoch + 1, n_batches) if progress is not None else None
             loss = run_epoch(module, opt, source, labels, order, batch_size=batch_size, augmentation=augmentation,
                              generator=generator, device=device, precision=precision, scaler=scaler, bar=bar,
-                             before_batch=per_batch(epoch))
+                             before_batch=per_batch(epoch), sample_weight=weights)
             if not torch.isfinite(torch.tensor(loss)):
                 raise FloatingPointError(f"Training diverged at epoch {epoch + 1} (loss {loss}); lower the "
                                          "learning rate (learning_rate_init).")
@@ -388,6 +402,18 @@ def train_classifier(module, images, labels, *, validation=None, optimizer="sgd"
         result.elapsed = time.perf_counter() - start
     callbacks.train_end(owner, result)
     return result
+
+
+def _as_weights(sample_weight, n_samples):
+    """Per-image weights as a float32 CPU tensor of mean 1, or None; clear errors for bad ones."""
+    if sample_weight is None:
+        return None
+    weights = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64)).reshape(-1)
+    if weights.shape[0] != n_samples:
+        raise ValueError(f"sample_weight has {weights.shape[0]} values for {n_samples} images; give one per image.")
+    if not torch.isfinite(weights).all() or (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError("sample_weight must be finite, non-negative and not all zero.")
+    return (weights / weights.mean()).to(torch.float32)
 
 
 def _set_lr(optimizer, lr):
