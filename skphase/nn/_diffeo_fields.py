@@ -216,9 +216,8 @@ def _sine_basis(cutoff, height, width, dtype, device):
 
 # Elements (channels plus the two grid planes, times pixels, times images) per chunk of work on
 # the CPU: about 4 MB in float32, so each chunk's grid and grid_sample result stay in cache and
-# their buffers are reused from chunk to chunk. Batch-sized temporaries cost a fresh allocation
-# each time, and their page faults took about as long as the interpolation itself (10,000 images
-# of 3 x 32 x 32 on 2 CPU cores, benchmarks/bench_diffeo.py).
+# their buffers are reused from chunk to chunk. Batch-sized temporaries would cost a fresh
+# allocation, and page faults, each time (benchmarks/bench_diffeo.py times it).
 def sample_displacement(
     n_samples,
     image_size,

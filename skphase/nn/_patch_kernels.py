@@ -48,9 +48,9 @@ NTK_PADDINGS = ("same", "valid")
 
 # Numbers held by the largest temporary of one block (1 M floats = 4 MB in
 # float32): the elementwise passes over a block (square root, exponential,
-# sums) then run from the last-level cache rather than from memory, which
-# measured 10-20 % faster than 16 MB blocks, while the batched matrix products
-# stay large enough to run at full speed.
+# sums) then run from the last-level cache rather than from memory, while the
+# batched matrix products stay large enough to run at full speed
+# (benchmarks/bench_convrfm.py times the kernel).
 _BLOCK_ELEMENTS = 1 << 20
 
 
@@ -497,8 +497,8 @@ def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, gr
             raise ValueError("kernel='ntk' needs grid=(H_out, W_out) with H_out * W_out == P.")
         grids = ntk_layer_grids(grid, window, ntk_depth, ntk_padding)
         # One NTK block holds a few (rows, cols, P) maps through every layer:
-        # maps of _BLOCK_ELEMENTS / 2 numbers measured 5-10 % faster than twice
-        # that (cache), and 2x faster than four times that.
+        # maps of _BLOCK_ELEMENTS / 2 numbers keep them in cache
+        # (benchmarks/bench_convrfm.py times the kernel).
         batch_size = max(1, min(batch_size, int(math.sqrt(_BLOCK_ELEMENTS / 2 / n_pos))))
     out = A.new_empty(n, m)
     rows_all = [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
