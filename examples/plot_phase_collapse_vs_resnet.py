@@ -120,8 +120,7 @@ def train_resnet(name, params, data, args):
 
 def train_fixed_scattering(dataset, data):
     X_train, y_train, X_test, y_test = data
-    result = train_scattering(CONFIGS.get(dataset, CONFIGS["fashion-mnist"])["scattering"], X_train, y_train,
-                              X_test, y_test)
+    result = train_scattering(CONFIGS[dataset]["scattering"], X_train, y_train, X_test, y_test)
     return dict(result, model="Scat", kind="fixed", parameters=None)
 
 

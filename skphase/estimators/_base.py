@@ -22,18 +22,6 @@ from ..utils._sources import ImageSource, _as_array, as_image_source, is_torch_d
 __all__ = ["ImageEstimatorMixin"]
 
 
-def _ndim(X):
-    """Number of dimensions of an array-like; None for a Dataset or what is not an array of numbers."""
-    if is_torch_dataset(X) or isinstance(X, ImageSource):
-        return None
-    if hasattr(X, "ndim") and hasattr(X, "shape"):  # arrays, tensors, DataFrames: no conversion
-        return X.ndim
-    try:
-        return np.asarray(X).ndim
-    except ValueError:  # ragged lists: the image validation names the problem
-        return None
-
-
 class ImageEstimatorMixin:
     """Image validation, device resolution and CPU-safe pickling for torch-backed estimators."""
 
@@ -44,14 +32,6 @@ class ImageEstimatorMixin:
     # estimator is public at the top level, so its API page is ``skphase.<Name>`` (docs/api/index.rst).
     _doc_link_module = "skphase"
     _doc_link_template = "https://skphase.readthedocs.io/en/latest/api/generated/skphase.{estimator_name}.html"
-
-    def _validate_images(self, X, *, reset, min_samples=1):
-        """Return ``X`` as one CPU float32 tensor ``(n, C, H, W)`` (see :meth:`_validate_source`).
-
-        For estimators that keep every image in memory; the others read batches
-        from :meth:`_validate_source` instead.
-        """
-        return self._validate_source(X, reset=reset, min_samples=min_samples).to_tensor()
 
     def _validate_source(self, X, *, reset, min_samples=1, dtype=torch.float32, num_workers=0):
         """Return ``X`` as an :class:`~skphase.utils._sources.ImageSource`, read batch by batch.
@@ -65,14 +45,15 @@ class ImageEstimatorMixin:
             check_is_fitted(self)
         if not (is_torch_dataset(X) or isinstance(X, ImageSource) or hasattr(X, "ndim")):
             X = _as_array(X, "X")  # a list: converted once, here
-        if _ndim(X) == 2:
+        flat = getattr(X, "ndim", None) == 2  # None for a Dataset or an ImageSource
+        if flat:
             validate_data(self, X, reset=reset, skip_check_array=True)
         source = as_image_source(X, image_shape=getattr(self, "image_shape", None), dtype=dtype,
                                  min_samples=min_samples, num_workers=num_workers)
         if reset:
             self.image_shape_ = tuple(source.image_shape)
             self.n_features_in_ = int(np.prod(self.image_shape_))
-            if _ndim(X) != 2 and hasattr(self, "feature_names_in_"):
+            if not flat and hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         else:
             self._check_fitted_shape(source.image_shape)
