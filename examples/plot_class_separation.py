@@ -43,7 +43,7 @@ def print_table(rows):
               f"{r['calinski_harabasz']:>10.1f}{r['ncm_accuracy']:>9.3f}{r['probe_accuracy']:>10.3f}")
 
 
-def plot(rows, path):
+def plot(rows, path, title="Class separation after each block on held-out Fashion-MNIST images"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +63,7 @@ def plot(rows, path):
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
     axes[-1].legend(fontsize=7)
-    fig.suptitle("Class separation after each block on held-out Fashion-MNIST images")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"saved {path}")

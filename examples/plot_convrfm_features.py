@@ -326,8 +326,12 @@ def main():
             if k == 0:
                 ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
     ax = fig.add_subplot(grid[2, 0:3])
-    ax.bar(["fixed kernel", "one AGOP step"], 100 * star_mean, color=["0.6", "C0"])
-    ax.set_ylabel("test accuracy (%)")
+    spread = 100 * star.std(0, ddof=1) if len(star) > 1 else None
+    ax.bar([0, 1], 100 * star_mean, color=["0.6", "C0"], yerr=spread, capsize=4)
+    for k in (0, 1):  # one dot per seed
+        ax.plot(np.full(len(star), k), 100 * star[:, k], "k.", markersize=3)
+    ax.set_xticks([0, 1], ["fixed kernel", "one AGOP step"])
+    ax.set_ylabel("test accuracy (%): mean, sd, seeds")
     ax.set_title(f"Star task, n=50 ({args.seeds} seeds)")
     ax.set_ylim(40, 100)
     ax = fig.add_subplot(grid[2, 3:5])

@@ -15,6 +15,12 @@ augmentation, epochs and time budget for every network), the models of that tabl
 
 then prints the table (test error, parameters, training time, epochs) and saves a bar chart.
 
+With ``--separation`` it also tests the second half of the paper's claim, "iterated phase
+collapses progressively improve the separation of class means, as opposed to thresholding":
+after every block of each learned scattering network it measures, on the test images, the
+accuracy of the nearest class mean (class means from the training images) and the Fisher ratio
+(:func:`skphase.metrics.layerwise_class_separation`), prints that table and saves a second PNG.
+
 Usage
 -----
 A smoke run on scikit-learn's digits (no download, about a minute)::
@@ -30,8 +36,15 @@ CIFAR-10 in ``$SKPHASE_DATA/cifar-10-batches-py``::
 
     python examples/plot_phase_collapse_vs_resnet.py --dataset cifar10 --device cuda
 
+Class separation block by block of the modulus and soft-thresholding LScat + skip networks::
+
+    python examples/plot_phase_collapse_vs_resnet.py --dataset fashion-mnist \
+        --models "LScat+skip" "LScat+skip soft-threshold" --separation
+
 Long runs may be split: ``--models`` trains a subset and ``--results FILE`` keeps every result
-(one JSON line per model) so that the table gathers runs made one after the other.
+(one JSON line per model) so that the table gathers runs made one after the other; runs of a model
+with other ``--seed`` values are averaged (mean and standard deviation over seeds, error bars in the
+figure), and ``--models`` with no name prints the table of the saved runs without training.
 """
 
 import argparse
@@ -43,7 +56,10 @@ import numpy as np
 import torch
 
 from plot_phase_collapse_vs_thresholding import CONFIGS, load, train_scattering
+from plot_class_separation import plot as plot_separation
+from plot_class_separation import print_table as print_separation_table
 from skphase import ScatteringPhaseCollapse
+from skphase.metrics import layerwise_class_separation
 from skphase.nn import evaluate_accuracy, resnet18, resnet20, train_classifier
 from skphase.utils import make_generator, resolve_device, retain_freed_memory
 from skphase.utils._progress import epoch_progress
@@ -92,8 +108,13 @@ def train_learned_scattering(name, params, data, args):
     model = ScatteringPhaseCollapse(**params, **model_params, device=args.device, random_state=args.seed,
                                     verbose=args.verbose, precision=args.precision)
     model.fit(X_train, y_train)
-    return dict(model=name, kind=kind, accuracy=model.score(X_test, y_test), seconds=model.training_time_,
-                epochs=model.n_iter_, parameters=sum(p.numel() for p in model.module_.parameters()))
+    result = dict(model=name, kind=kind, accuracy=model.score(X_test, y_test), seconds=model.training_time_,
+                  epochs=model.n_iter_, parameters=sum(p.numel() for p in model.module_.parameters()))
+    if args.separation:
+        rows = layerwise_class_separation(model, X_train, y_train, X_test=X_test, y_test=y_test,
+                                          batch_size=params["batch_size"], random_state=args.seed)
+        result["separation"] = [{k: _plain(v) for k, v in row.items()} for row in rows]
+    return result
 
 
 def train_resnet(name, params, data, args):
@@ -124,27 +145,83 @@ def train_fixed_scattering(dataset, data):
     return dict(result, model="Scat", kind="fixed", parameters=None)
 
 
-def print_table(results, params):
-    print(f"\n{'model':<28}{'kind':<18}{'test err (%)':>13}{'parameters':>12}{'time (s)':>10}{'epochs':>8}")
-    for r in results:
+def summarise(results):
+    """One row per model: test error over the seeds run (mean, standard deviation), parameters, time, epochs.
+
+    Runs of one model gathered from a results file count together only when they share the settings and
+    precision of that model's newest run (so a run at another budget replaces, not joins, the earlier
+    ones), and a seed run twice counts once (its newest run).
+    """
+    def setting(r):
+        return r.get("settings"), r.get("precision", "float32")
+
+    rows = []
+    for name in dict.fromkeys(r["model"] for r in results):
+        newest = [r for r in results if r["model"] == name][-1]
+        by_seed = {r.get("seed", 0): r for r in results if r["model"] == name and setting(r) == setting(newest)}
+        runs = list(by_seed.values())
+        errors = np.array([100 * (1 - r["accuracy"]) for r in runs])
+        rows.append(dict(model=name, kind=newest["kind"], parameters=newest["parameters"], error=errors.mean(),
+                         error_sd=errors.std(ddof=1) if len(runs) > 1 else 0.0, errors=errors,
+                         seeds=[r.get("seed", 0) for r in runs], seconds=np.mean([r["seconds"] for r in runs]),
+                         epochs=newest["epochs"], separation=newest.get("separation")))
+    return rows
+
+
+def print_table(rows, params):
+    print(f"\n{'model':<28}{'kind':<18}{'test err (%)':>16}{'seeds':>6}{'parameters':>12}{'time (s)':>10}{'epochs':>8}")
+    for r in rows:
         n_params = f"{r['parameters'] / 1e6:.2f} M" if r["parameters"] else "-"
-        print(f"{r['model']:<28}{r['kind']:<18}{100 * (1 - r['accuracy']):>13.2f}{n_params:>12}"
+        spread = f" +- {r['error_sd']:.2f}" if len(r["seeds"]) > 1 else ""
+        print(f"{r['model']:<28}{r['kind']:<18}{r['error']:>8.2f}{spread:>8}{len(r['seeds']):>6}{n_params:>12}"
               f"{r['seconds']:>10.0f}{r['epochs']:>8}")
-    error = {r["model"]: 100 * (1 - r["accuracy"]) for r in results}
-    epochs = {r["model"]: r["epochs"] for r in results}
-    if "LScat+skip" in error and "ResNet-20" in error:
-        same = "equal epochs" if epochs["LScat+skip"] == epochs["ResNet-20"] else "UNEQUAL epochs"
-        verdict = "yes" if error["LScat+skip"] <= error["ResNet-20"] else "no"
-        print(f"\nLScat+skip error <= ResNet-20 error ({same}: {epochs['LScat+skip']} vs {epochs['ResNet-20']}): "
-              f"{verdict} ({error['LScat+skip']:.2f} % vs {error['ResNet-20']:.2f} %)")
-    if "LScat+skip" in error and "ResNet-18" in error:
-        print(f"gap to ResNet-18: {error['LScat+skip'] - error['ResNet-18']:+.2f} points "
-              f"({epochs['ResNet-18']} epochs for ResNet-18)")
+    by_name = {r["model"]: r for r in rows}
+    skip, resnet20, resnet18 = (by_name.get(name) for name in ("LScat+skip", "ResNet-20", "ResNet-18"))
+    if skip and resnet20:
+        same = "equal epochs" if skip["epochs"] == resnet20["epochs"] else "UNEQUAL epochs"
+        verdict = "yes" if skip["error"] <= resnet20["error"] else "no"
+        print(f"\nLScat+skip error <= ResNet-20 error ({same}: {skip['epochs']} vs {resnet20['epochs']}): "
+              f"{verdict} ({skip['error']:.2f} % vs {resnet20['error']:.2f} %, mean of {len(skip['seeds'])} and "
+              f"{len(resnet20['seeds'])} seed(s))")
+    if skip and resnet18:
+        print(f"gap to ResNet-18: {skip['error'] - resnet18['error']:+.2f} points "
+              f"({resnet18['epochs']} epochs in {resnet18['seconds']:.0f} s for ResNet-18, "
+              f"{skip['epochs']} in {skip['seconds']:.0f} s for LScat+skip)")
     print(f"budget: {params['max_iter']} epochs" + (f" or {params['max_time']:.0f} s" if params["max_time"] else "")
           + " per network")
 
 
-def plot(results, title, path):
+def _plain(value):
+    """A JSON-friendly copy of a separation table's cell."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def separation_verdict(results):
+    """Print the separation table of every measured network and what holds of the paper's claim.
+
+    The claim, for the modulus: nearest-class-mean (NCM) accuracy rises block after block, ends above
+    the input's, and stays above soft-thresholding's at every block.
+    """
+    tables = {r["model"]: r["separation"] for r in results if r.get("separation")}
+    if not tables:
+        return []
+    rows = [{**row, "network": name} for name, table in tables.items() for row in table]
+    print()
+    print_separation_table(rows)
+    ncm = {name: np.array([row["ncm_accuracy"] for row in table]) for name, table in tables.items()}
+    for name, values in ncm.items():
+        print(f"{name}: NCM accuracy rises block after block: {bool(np.all(np.diff(values) > 0))}; "
+              f"last block above the input: {bool(values[-1] > values[0])} "
+              f"({values[0]:.3f} -> {values[-1]:.3f})")
+    modulus, thresholding = ncm.get("LScat+skip"), ncm.get("LScat+skip soft-threshold")
+    if modulus is not None and thresholding is not None:
+        above = modulus[1:] > thresholding[1:]
+        print(f"modulus NCM accuracy above soft-thresholding's at every block: {bool(above.all())} "
+              f"(blocks: {', '.join(f'{a:.3f} vs {b:.3f}' for a, b in zip(modulus[1:], thresholding[1:]))})")
+    return rows
+
+
+def plot(rows, title, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,14 +230,19 @@ def plot(results, title, path):
 
     colours = {"fixed": "tab:gray", "phase collapse": "tab:blue", "phase preserving": "tab:orange",
                "ResNet": "tab:green"}
-    errors = [100 * (1 - r["accuracy"]) for r in results]
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar([r["model"] for r in results], errors, color=[colours[r["kind"]] for r in results])
-    for i, error in enumerate(errors):
-        ax.text(i, error, f"{error:.1f}", ha="center", va="bottom", fontsize=8)
-    kinds = dict.fromkeys(r["kind"] for r in results)
+    positions = np.arange(len(rows))
+    ax.bar(positions, [r["error"] for r in rows], color=[colours[r["kind"]] for r in rows],
+           yerr=[r["error_sd"] for r in rows], capsize=3)
+    for i, r in enumerate(rows):
+        # One dot per seed, so that the spread behind each bar is visible.
+        ax.plot(np.full(len(r["errors"]), i), r["errors"], "k.", markersize=3)
+        ax.text(i, max(r["error"] + r["error_sd"], *r["errors"]), f"{r['error']:.2f}\n({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})",
+                ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(positions, [r["model"] for r in rows])
+    kinds = dict.fromkeys(r["kind"] for r in rows)
     ax.legend(handles=[Patch(color=colours[k], label=k) for k in kinds], fontsize=8)
-    ax.set_ylabel("test error (%)")
+    ax.set_ylabel("test error (%): mean, sd over seeds, dots")
     ax.set_xlabel("model")
     ax.set_title(title, fontsize=9)
     ax.tick_params(axis="x", rotation=20)
@@ -173,12 +255,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(CONFIGS), default="digits")
     parser.add_argument("--data-home", help="folder holding cifar-10-batches-py (default: $SKPHASE_DATA)")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="*", choices=MODELS, default=list(MODELS),
+                        help="models to train; none, with --results, prints the table of the saved runs")
     parser.add_argument("--epochs", type=int, help="override the configuration's number of epochs")
     parser.add_argument("--max-time", type=float, help="wall-clock training budget per network, in seconds")
     parser.add_argument("--n-train", type=int, help="train on a subset of this size")
     parser.add_argument("--quick", action="store_true", help="2 epochs (unless --epochs) on 500 images: a smoke run")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--separation", action="store_true",
+                        help="measure class separation after every block of the learned scattering networks")
     parser.add_argument("--results", help="JSON-lines file: results are appended, and the table shows all of it")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
@@ -204,7 +289,8 @@ def main():
         else:
             result = train_learned_scattering(name, {k: params[k] for k in TRAINING_KEYS} | _network(params),
                                               data, args)
-        result.update(dataset=args.dataset, settings=repr(params), wall=time.perf_counter() - start)
+        result.update(dataset=args.dataset, settings=repr(params), seed=args.seed, precision=args.precision,
+                      wall=time.perf_counter() - start)
         results.append(result)
         print(f"  {name:<28} test error {100 * (1 - result['accuracy']):6.2f} %  ({result['seconds']:.0f} s, "
               f"{result['epochs']} epochs)", flush=True)
@@ -214,13 +300,17 @@ def main():
     if args.results:
         with open(args.results) as handle:
             saved = [json.loads(line) for line in handle if line.strip()]
-        latest = {r["model"]: r for r in saved if r["dataset"] == args.dataset}
-        results = [latest[name] for name in MODELS if name in latest]
-    print_table(results, params)
+        results = [r for name in MODELS for r in saved if r["dataset"] == args.dataset and r["model"] == name]
+    rows = summarise(results)
+    print_table(rows, params)
     title = (f"{args.dataset}: test error, {params['max_iter']} epochs"
-             + (f" or {params['max_time']:.0f} s" if params["max_time"] else "") + " per network, seed "
-             + str(args.seed))
-    plot(results, title, os.path.abspath(args.out))
+             + (f" or {params['max_time']:.0f} s" if params["max_time"] else "") + " per network")
+    plot(rows, title, os.path.abspath(args.out))
+    separation_rows = separation_verdict(rows)
+    if separation_rows:
+        root, extension = os.path.splitext(os.path.abspath(args.out))
+        plot_separation(separation_rows, f"{root}_separation{extension}",
+                        title=f"{args.dataset}: class separation after each block on the test images ({title})")
 
 
 def _network(params):

@@ -91,6 +91,41 @@ def test_bad_inputs():
                                 method="closed_form")
 
 
+@pytest.mark.parametrize("kernel,method", [("laplace", "closed_form"), ("gaussian", "closed_form"),
+                                           ("laplace", "autograd"), ("ntk", "autograd")])
+def test_weights_equal_repeated_images(kernel, method):
+    X, Z, coef, M = _data(n=5)
+    w = torch.tensor([2, 0, 1, 3, 1])
+    kwargs = dict(M=M, kernel=kernel, bandwidth=2.0, ntk_depth=2, method=method, batch_size=2)
+    weighted = patch_agop(X, Z, coef, sample_weight=w.double(), **kwargs)
+    repeated = patch_agop(X.repeat_interleave(w, dim=0), Z, coef, **kwargs)
+    torch.testing.assert_close(weighted, repeated, rtol=1e-10, atol=1e-13)
+
+
+def test_weights_at_the_centres_use_the_symmetric_shortcut():
+    X, _, _, M = _data(n=9)
+    coef = torch.randn(9, 2, dtype=torch.float64)
+    w = torch.linspace(0.0, 2.0, 9, dtype=torch.float64)
+    fast = patch_agop(X, X, coef, M=M, batch_size=4, sample_weight=w)  # same tensor: symmetric blocks
+    general = patch_agop(X, X.clone(), coef, M=M, batch_size=4, sample_weight=w)
+    torch.testing.assert_close(fast, general, rtol=1e-12, atol=1e-15)
+    unweighted = patch_agop(X, X, coef, M=M, batch_size=4)
+    torch.testing.assert_close(patch_agop(X, X, coef, M=M, batch_size=4, sample_weight=torch.full((9,), 3.0)),
+                               unweighted, rtol=1e-12, atol=1e-15)  # only relative weights matter
+
+
+def test_bad_weights():
+    X, Z, coef, _ = _data()
+    with pytest.raises(ValueError, match="5 values for 6 images"):
+        patch_agop(X, Z, coef, sample_weight=torch.ones(5))
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        patch_agop(X, Z, coef, sample_weight=-torch.ones(6))
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        patch_agop(X, Z, coef, sample_weight=torch.full((6,), float("nan")))
+    with pytest.raises(ValueError, match="non-zero"):
+        patch_agop(X, Z, coef, sample_weight=torch.zeros(6))
+
+
 @pytest.mark.gpu
 def test_cuda_matches_cpu():
     X, Z, coef, M = _data()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.pipeline import Pipeline
 
-from skphase.datasets import load_digits_images, make_star_task
+from skphase.datasets import make_star_task
 from skphase.estimators import ConvRFM, ConvRFMRegressor
 
 
@@ -42,14 +42,8 @@ def _reference_rfm(X, Y, n_iter, bandwidth, alpha):
         M = T_new.T @ T_new
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X, y
-
-
-def test_one_patch_covering_the_image_is_rfm_on_flat_data(digits):
-    X, y = digits
+def test_one_patch_covering_the_image_is_rfm_on_flat_data(digits_images):
+    X, y = digits_images
     X, y = X[:60, :, 1:6, 1:6].astype(np.float64), y[:60]  # 5 x 5 images, one 5 x 5 patch
     clf = ConvRFM(patch_size=5, n_iter=2, validation_fraction=0, dtype="float64", bandwidth=5.0, alpha=1e-3,
                   device="cpu").fit(X, y)
@@ -64,8 +58,8 @@ def test_one_patch_covering_the_image_is_rfm_on_flat_data(digits):
     np.testing.assert_allclose(clf.decision_function(Xt), (K @ coef_ref).numpy(), rtol=1e-5, atol=1e-7)
 
 
-def test_model_selection_on_validation_split(digits):
-    X, y = digits
+def test_model_selection_on_validation_split(digits_images):
+    X, y = digits_images
     clf = ConvRFM(n_iter=2, validation_fraction=0.25, device="cpu", random_state=0).fit(X[:200], y[:200])
     assert clf.validation_scores_.shape == (3,)
     assert np.all((clf.validation_scores_ >= 0) & (clf.validation_scores_ <= 1))
@@ -79,18 +73,18 @@ def test_model_selection_on_validation_split(digits):
     np.testing.assert_allclose(np.trace(clf.M_), 9.0, rtol=1e-4) if clf.best_iteration_ > 0 else None
 
 
-def test_no_validation_keeps_last_iteration_and_is_reproducible(digits):
-    X, y = digits
+def test_no_validation_keeps_last_iteration_and_is_reproducible(digits_images):
+    X, y = digits_images
     a = ConvRFM(n_iter=1, validation_fraction=0, device="cpu").fit(X[:80], y[:80])
     b = ConvRFM(n_iter=1, validation_fraction=0, device="cpu").fit(X[:80], y[:80])
     assert a.best_iteration_ == 1 and np.isnan(a.validation_scores_).all()
     np.testing.assert_array_equal(a.M_, b.M_)
-    # AGOP learning moves M away from the identity, towards the digits' edge directions.
+    # AGOP learning moves M away from the identity, towards the digits_images' edge directions.
     assert np.abs(a.M_ - np.eye(9)).max() > 0.1
 
 
-def test_agop_on_a_subset_of_the_training_images(digits):
-    X, y = digits
+def test_agop_on_a_subset_of_the_training_images(digits_images):
+    X, y = digits_images
     fit = dict(n_iter=1, validation_fraction=0, device="cpu", dtype="float64", random_state=0)
     every = ConvRFM(agop_max_samples=None, **fit).fit(X[:120], y[:120])
     # A cap above n keeps every image (the default cap, 1000, for small training sets).
@@ -102,8 +96,8 @@ def test_agop_on_a_subset_of_the_training_images(digits):
     assert 1e-6 < gap < 0.1
 
 
-def test_filters_transform_and_deep_stacking(digits):
-    X, y = digits
+def test_filters_transform_and_deep_stacking(digits_images):
+    X, y = digits_images
     X, y = X[:120], y[:120]
     clf = ConvRFM(n_iter=1, n_filters=4, validation_fraction=0, device="cpu", random_state=0).fit(X, y)
     assert clf.filters_.shape == (4, 1, 3, 3)
@@ -124,8 +118,8 @@ def test_filters_transform_and_deep_stacking(digits):
     assert deep.score(X, y) > 0.9
 
 
-def test_errors_and_pickling(digits):
-    X, y = digits
+def test_errors_and_pickling(digits_images):
+    X, y = digits_images
     with pytest.raises(ValueError, match="at least 2 classes"):
         ConvRFM(device="cpu").fit(X[:10], np.zeros(10))
     with pytest.raises(ValueError, match="smaller than one"):
@@ -137,8 +131,8 @@ def test_errors_and_pickling(digits):
     np.testing.assert_array_equal(restored.predict(X[60:90]), clf.predict(X[60:90]))
 
 
-def test_fit_copies_the_images_once_into_the_computation_dtype(digits):
-    X, y = digits
+def test_fit_copies_the_images_once_into_the_computation_dtype(digits_images):
+    X, y = digits_images
     X = X[:40].astype(np.float64) + np.random.default_rng(0).random((40, 1, 8, 8)) * 1e-9
     clf = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X, y[:40])
     # The centres hold the float64 images exactly (not rounded through float32) ...
@@ -154,15 +148,15 @@ def test_fit_copies_the_images_once_into_the_computation_dtype(digits):
     assert len(list(clf.staged_decision_function(X[:5]))) == 2
 
 
-def test_ntk_kernel_fits(digits):
-    X, y = digits
+def test_ntk_kernel_fits(digits_images):
+    X, y = digits_images
     clf = ConvRFM(kernel="ntk", ntk_depth=2, n_iter=1, validation_fraction=0, device="cpu").fit(X[:40], y[:40])
     assert np.isfinite(clf.M_).all()
     assert clf.score(X[40:140], y[40:140]) > 0.6
 
 
-def test_valid_ntk_fits_and_refuses_too_small_images(digits):
-    X, y = digits  # 8 x 8 digits: a 6 x 6 patch grid leaves room for 3 'valid' 3 x 3 layers, not 4
+def test_valid_ntk_fits_and_refuses_too_small_images(digits_images):
+    X, y = digits_images  # 8 x 8 digits_images: a 6 x 6 patch grid leaves room for 3 'valid' 3 x 3 layers, not 4
     clf = ConvRFM(kernel="ntk", ntk_depth=3, ntk_padding="valid", n_iter=1, validation_fraction=0,
                   device="cpu").fit(X[:40], y[:40])
     assert np.isfinite(clf.M_).all()
@@ -194,8 +188,8 @@ def _hidden_filter_task(n, seed):
     return X, ((patches @ w) ** 2).mean(1), w
 
 
-def test_regressor_with_one_patch_covering_the_image_is_rfm_on_flat_data(digits):
-    X, y = digits
+def test_regressor_with_one_patch_covering_the_image_is_rfm_on_flat_data(digits_images):
+    X, y = digits_images
     X = X[:60, :, 1:6, 1:6].astype(np.float64)
     Y = np.stack([X.mean((1, 2, 3)), y[:60] / 9.0], axis=1)  # two real targets
     reg = ConvRFMRegressor(patch_size=5, n_iter=2, validation_fraction=0, dtype="float64", bandwidth=5.0,
@@ -211,8 +205,8 @@ def test_regressor_with_one_patch_covering_the_image_is_rfm_on_flat_data(digits)
     np.testing.assert_allclose(prediction, (K @ coef_ref).numpy(), rtol=1e-5, atol=1e-7)
 
 
-def test_classifier_is_the_regressor_on_one_hot_targets(digits):
-    X, y = digits
+def test_classifier_is_the_regressor_on_one_hot_targets(digits_images):
+    X, y = digits_images
     fit = dict(n_iter=2, validation_fraction=0, dtype="float64", device="cpu", random_state=0)
     clf = ConvRFM(**fit).fit(X[:100], y[:100])
     reg = ConvRFMRegressor(**fit).fit(X[:100], np.eye(10)[y[:100]])
@@ -235,8 +229,8 @@ def test_regressor_learns_a_hidden_filter_and_selects_on_validation():
     assert [p.shape for p in reg.staged_predict(X[400:410])] == [(10,)] * 4
 
 
-def test_regressor_targets_shapes_errors_and_pickling(digits):
-    X, y = digits
+def test_regressor_targets_shapes_errors_and_pickling(digits_images):
+    X, y = digits_images
     X, target = X[:60], y[:60].astype(float)
     column = ConvRFMRegressor(n_iter=1, device="cpu", random_state=0).fit(X, target[:, None])
     assert column.predict(X[:5]).shape == (5, 1) and column.n_outputs_ == 1
@@ -255,10 +249,45 @@ def test_regressor_targets_shapes_errors_and_pickling(digits):
     np.testing.assert_array_equal(restored.predict(X[:30]), flat.predict(X[:30]))
 
 
+def test_weighted_kernel_ridge_solves_the_weighted_system():
+    from skphase.nn._rfm import kernel_ridge
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(12, 4, dtype=torch.float64, generator=g)
+    K = torch.exp(-torch.cdist(X, X))
+    Y = torch.randn(12, 2, dtype=torch.float64, generator=g)
+    w = torch.rand(12, dtype=torch.float64, generator=g) + 0.1
+    coef = kernel_ridge(K, Y, 1e-2, w)
+    # (K + lambda W^-1) coef = Y with lambda = alpha max K.
+    torch.testing.assert_close((K + 1e-2 * K.max() * torch.diag(1 / w)) @ coef, Y, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(kernel_ridge(K, Y, 1e-2, torch.ones(12)), kernel_ridge(K, Y, 1e-2), rtol=0, atol=0)
+    # A weight of 0 leaves its sample out exactly: coefficient 0, the others those of the rest.
+    w[3] = 0.0
+    coef = kernel_ridge(K, Y, 1e-2, w)
+    rest = torch.arange(12) != 3
+    assert float(coef[3].abs().max()) == 0.0
+    torch.testing.assert_close(coef[rest], kernel_ridge(K[rest][:, rest], Y[rest], 1e-2, w[rest]), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_estimator_is_fit_rfm_on_the_patches(digits_images):
+    from skphase.nn._patch_kernels import PatchKernel
+    from skphase.nn._rfm import fit_rfm
+
+    X, y = digits_images
+    clf = ConvRFM(n_iter=2, validation_fraction=0, bandwidth=4.0, dtype="float64", device="cpu").fit(X[:60], y[:60])
+    kernel = PatchKernel("laplace", 4.0, patch_size=3, grid=(6, 6))
+    result = fit_rfm(kernel, kernel.patches(torch.as_tensor(X[:60], dtype=torch.float64)),
+                     torch.as_tensor(np.eye(10)[y[:60]]), n_iter=2)
+    assert len(result.transforms) == 3 and len(result.agop_eigenvalues) == 2 and np.isnan(result.scores).all()
+    np.testing.assert_array_equal(clf.transform_matrix_, result.transforms[-1].numpy())
+    np.testing.assert_array_equal(clf.dual_coef_.numpy(), result.dual_coefs[-1].numpy())
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("estimator", [ConvRFM, ConvRFMRegressor])
-def test_cuda_fit_matches_cpu(digits, estimator):
-    X, y = digits
+def test_cuda_fit_matches_cpu(digits_images, estimator):
+    X, y = digits_images
     target = y[:80] if estimator is ConvRFM else y[:80] / 9.0
     cpu = estimator(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X[:80], target)
     gpu = estimator(n_iter=1, dtype="float64", device="cuda", random_state=0).fit(X[:80], target)
@@ -281,10 +310,8 @@ def test_median_patch_distance_matches_all_patches_reference():
     assert value == pytest.approx(expected, rel=1e-12)
 
 
-def test_auto_bandwidth_follows_the_scale_of_the_images():
-    from skphase.datasets import load_digits_images
-
-    X, y = load_digits_images()
+def test_auto_bandwidth_follows_the_scale_of_the_images(digits_images):
+    X, y = digits_images
     X, y = X[:200], y[:200]
     small = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(X, y)
     large = ConvRFM(n_iter=1, dtype="float64", device="cpu", random_state=0).fit(255 * X, y)
@@ -295,17 +322,13 @@ def test_auto_bandwidth_follows_the_scale_of_the_images():
 
 
 def test_auto_bandwidth_learns_the_star_task():
-    from skphase.datasets import make_star_task
-
     X, y = make_star_task(50 + 400, random_state=2)
     model = ConvRFM(patch_size=11, n_iter=2, device="cpu", random_state=0).fit(X[:50], y[:50])
     scores = model.staged_score(X[50:], y[50:])
     assert scores[0] < 0.9 and max(scores[1:]) >= 0.85
 
 
-def test_fixed_bandwidth_on_huge_values_names_the_cause():
-    from skphase.datasets import load_digits_images
-
-    X, y = load_digits_images()
+def test_fixed_bandwidth_on_huge_values_names_the_cause(digits_images):
+    X, y = digits_images
     with pytest.raises(ValueError, match="bandwidth='auto' or rescale the images"):
         ConvRFM(n_iter=1, bandwidth=10.0, device="cpu", random_state=0).fit(X[:100] * 1e4, y[:100])

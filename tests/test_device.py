@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from skphase import ConvRFM, ScatteringPhaseCollapse, ScatteringTransform
-from skphase.datasets import load_digits_images
 from skphase.metrics import as_batch_function, nfa_correlation, relative_stability
 from skphase.utils import _device
 from skphase.utils import resolve_device
@@ -196,15 +195,9 @@ def cuda_tagged_saves(monkeypatch):
     )
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:200], y[:200], X[200:260]
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a machine without CUDA")
-def test_gpu_fitted_phase_collapse_with_optimizer_state_loads_on_cpu(digits, cuda_tagged_saves):
-    X, y, X_test = digits
+def test_gpu_fitted_phase_collapse_with_optimizer_state_loads_on_cpu(digits_split, cuda_tagged_saves):
+    X, y, X_test, _ = digits_split
     model = ScatteringPhaseCollapse(widths=(4, 8), max_iter=1, batch_size=64, device="cpu", random_state=0)
     model.fit(X, y)
     assert carries_torch(model._optimizer_state)  # SGD momentum buffers, nested in a dict
@@ -225,8 +218,8 @@ def test_gpu_fitted_phase_collapse_with_optimizer_state_loads_on_cpu(digits, cud
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a machine without CUDA")
-def test_gpu_fitted_convrfm_stages_load_on_cpu(digits, cuda_tagged_saves):
-    X, y, X_test = digits
+def test_gpu_fitted_convrfm_stages_load_on_cpu(digits_split, cuda_tagged_saves):
+    X, y, X_test, _ = digits_split
     clf = ConvRFM(n_iter=1, device="cpu", random_state=0).fit(X[:80], y[:80])
     expected = list(clf.staged_decision_function(X_test))
     clf.device_ = torch.device("cuda", 0)

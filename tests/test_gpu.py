@@ -16,7 +16,6 @@ import torch
 
 from skphase import (ConvRFM, ConvRFMRegressor, DTCWPTFeatures, ScatteringPhaseCollapse,
                      ScatteringTransform)
-from skphase.datasets import load_digits_images
 from skphase.utils import resolve_device
 
 pytestmark = pytest.mark.gpu
@@ -28,12 +27,6 @@ CPU = torch.device("cpu")
 FEATURE_RTOL = {"float32": 5e-3, "float16": 1e-2, "bfloat16": 3e-2}
 # Share of test labels that must agree with the float32 CPU evaluation of the same weights.
 LABEL_AGREEMENT = {"float32": 0.99, "float16": 0.97, "bfloat16": 0.97}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:400], y[:400], X[1400:1600], y[1400:1600]
 
 
 def relative_error(a, b):
@@ -54,8 +47,8 @@ def on_cpu(model):
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16", "float16"])
-def test_phase_collapse_on_cuda(digits, precision):
-    X, y, X_test, y_test = digits
+def test_phase_collapse_on_cuda(digits_split, precision):
+    X, y, X_test, y_test = digits_split
     model = small_network(device="cuda", precision=precision).fit(X, y)
     assert model.device_.type == "cuda"
     assert next(model.module_.parameters()).device.type == "cuda"
@@ -65,7 +58,7 @@ def test_phase_collapse_on_cuda(digits, precision):
     labels = model.predict(X_test)
     proba = model.predict_proba(X_test)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
-    assert model.score(X_test, y_test) > 0.6  # 3 epochs on 400 digits: 0.8 on the CPU
+    assert model.score(X_test, y_test) > 0.6  # 3 epochs on 400 digits_split: 0.8 on the CPU
 
     ref = on_cpu(model)
     assert relative_error(features, ref.transform(X_test)) < FEATURE_RTOL[precision]
@@ -88,8 +81,8 @@ def test_dtcwpt_features_on_cuda():
     np.testing.assert_allclose(inverse.inverse_transform(inverse.transform(X)), X.reshape(6, -1), atol=1e-5)
 
 
-def test_scattering_transform_on_cuda(digits):
-    X = digits[0][:64]
+def test_scattering_transform_on_cuda(digits_split):
+    X = digits_split[0][:64]
     gpu = ScatteringTransform(J=2, L=8, device="cuda").fit(X)
     cpu = ScatteringTransform(J=2, L=8, device="cpu").fit(X)
     assert gpu.device_.type == "cuda" and gpu.output_shape_ == cpu.output_shape_
@@ -98,8 +91,8 @@ def test_scattering_transform_on_cuda(digits):
 
 
 @pytest.mark.parametrize("estimator", [ConvRFM, ConvRFMRegressor])
-def test_convrfm_on_cuda(digits, estimator):
-    X, y, X_test, y_test = digits
+def test_convrfm_on_cuda(digits_split, estimator):
+    X, y, X_test, y_test = digits_split
     X, y = X[:120], y[:120]
     target = y if estimator is ConvRFM else y / 9.0
     params = dict(n_iter=2, dtype="float64", random_state=0)
@@ -138,8 +131,8 @@ print(json.dumps(messages))
 """
 
 
-def test_cuda_fitted_models_load_and_predict_on_a_cpu_only_machine(digits, tmp_path):
-    X, y, X_test, _ = digits
+def test_cuda_fitted_models_load_and_predict_on_a_cpu_only_machine(digits_split, tmp_path):
+    X, y, X_test, _ = digits_split
     models = {
         "phase_collapse": small_network(device="cuda").fit(X, y),
         "convrfm": ConvRFM(n_iter=1, dtype="float64", device="cuda", random_state=0).fit(X[:120], y[:120]),
@@ -174,8 +167,8 @@ def test_cuda_fitted_models_load_and_predict_on_a_cpu_only_machine(digits, tmp_p
                                atol=1e-5 * np.abs(on_gpu["scattering"]).max())
 
 
-def test_auto_picks_cuda(digits):
+def test_auto_picks_cuda(digits_split):
     assert resolve_device("auto").type == "cuda"
-    X = digits[0][:16]
+    X = digits_split[0][:16]
     assert ScatteringTransform(J=1, L=4, device="auto").fit(X).device_.type == "cuda"
     assert DTCWPTFeatures(J=1, device="auto").fit(X).device_.type == "cuda"

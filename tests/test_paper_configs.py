@@ -1,3 +1,4 @@
+import json
 import pickle
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_resnet_comparison_runs_end_to_end_on_a_tiny_cifar10_copy(tmp_path):
     run = subprocess.run(
         [sys.executable, str(EXAMPLES / "plot_phase_collapse_vs_resnet.py"), "--dataset", "cifar10", "--data-home",
          str(tmp_path), "--quick", "--epochs", "1", "--models", "LScat+skip", "ResNet-20", "--device", "cpu",
-         "--threads", "1", "--results", str(results), "--out", str(tmp_path / "table.png")],
+         "--threads", "1", "--results", str(results), "--out", str(tmp_path / "table.png"), "--separation"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -65,6 +66,15 @@ def test_resnet_comparison_runs_end_to_end_on_a_tiny_cifar10_copy(tmp_path):
     assert "LScat+skip error <= ResNet-20 error (equal epochs: 1 vs 1)" in run.stdout
     assert (tmp_path / "table.png").stat().st_size > 0
     assert len(results.read_text().splitlines()) == 2
+    # --separation: a row per representation of the learned network (input, then its blocks) and the verdict.
+    separation = [row for row in map(str.split, run.stdout.splitlines())
+                  if row[:1] == ["LScat+skip"] and (row[1] == "input" or row[1].startswith("blocks."))]
+    assert [row[1] for row in separation] == ["input"] + [f"blocks.{i}" for i in range(len(separation) - 1)]
+    assert len(separation) >= 3
+    assert "LScat+skip: NCM accuracy rises block after block:" in run.stdout
+    assert (tmp_path / "table_separation.png").stat().st_size > 0
+    saved = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [len(r.get("separation", [])) for r in saved] == [len(separation), 0]
 
 
 def test_main_example_runs_the_cifar10_configuration_on_a_tiny_copy(tmp_path):

@@ -1,10 +1,13 @@
 """Patch kernels: agreement with a direct float64 computation, symmetry, PSD, memory-bounded blocks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from skphase.nn import extract_patches, patch_grid_shape, patch_kernel, psd_sqrt
+from skphase.nn._patch_kernels import PatchKernel, transform_patches
 
 
 def _direct_kernel(X, Z, M, kernel, bandwidth, patch_size=3, stride=1, padding=0):
@@ -179,6 +182,36 @@ def test_bad_inputs():
         patch_kernel(torch.rand(2, 1, 4, 4), bandwidth=0)
 
 
+@pytest.mark.parametrize("kernel", ["laplace", "ntk"])
+def test_patch_kernel_spec_is_the_function(kernel):
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(5, 2, 7, 6, dtype=torch.float64, generator=g)
+    Z = torch.rand(3, 2, 7, 6, dtype=torch.float64, generator=g)
+    params = dict(kernel=kernel, bandwidth=2.0, patch_size=(3, 2), stride=2, padding=1, ntk_depth=2, batch_size=2)
+    spec = PatchKernel(**params, grid=patch_grid_shape((7, 6), (3, 2), stride=2, padding=1))
+    assert spec.stride == (2, 2) and spec.padding == (1, 1)  # stored as pairs
+    K = spec.gram(transform_patches(spec.patches(X)), transform_patches(spec.patches(Z)))
+    torch.testing.assert_close(K, patch_kernel(X, Z, **params), rtol=0, atol=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.bandwidth = 3.0
+    with pytest.raises(ValueError, match="grid of patches"):
+        spec.patches(torch.rand(2, 2, 9, 9))
+    with pytest.raises(ValueError, match="positions but the kernel's grid"):
+        spec.gram(transform_patches(PatchKernel(patch_size=3).patches(X)))
+
+
+def test_patch_kernel_spec_checks_its_parameters():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        PatchKernel("cosine")
+    with pytest.raises(ValueError, match="bandwidth must be > 0"):
+        PatchKernel("gaussian", bandwidth=None)
+    assert PatchKernel("ntk", bandwidth=None).bandwidth is None  # the NTK has none
+    with pytest.raises(ValueError, match="ntk_padding must be one of"):
+        PatchKernel(ntk_padding="full")
+    with pytest.raises(ValueError, match="needs grid"):
+        PatchKernel("ntk").gram(torch.rand(4, 2, 9))
+
+
 @pytest.mark.gpu
 def test_cuda_matches_cpu():
     X = torch.rand(5, 1, 8, 8, dtype=torch.float64)
@@ -188,7 +221,7 @@ def test_cuda_matches_cpu():
 @pytest.mark.parametrize("ntk_padding", ["same", "valid"])
 @pytest.mark.parametrize("window", [(3, 3), (2, 4), (5, 1)])
 def test_ntk_window_average_matches_average_pooling(window, ntk_padding):
-    from skphase.nn._patch_kernels import _window_average
+    from skphase.nn._ntk import _window_average
 
     grid = (5, 6)
     maps = torch.randn(2, 3, grid[0] * grid[1], dtype=torch.float64)

@@ -12,15 +12,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from skphase import PhaseCollapse, ScatteringPhaseCollapse
-from skphase.datasets import load_digits_images
 from skphase.metrics import resolve_layers
 from skphase.nn import Callback, Checkpoint, StopAfter, TrainingInterrupted, load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:400], y[:400], X[1400:], y[1400:]
 
 
 def small(**params):
@@ -33,16 +26,16 @@ def test_alias():
     assert PhaseCollapse is ScatteringPhaseCollapse
 
 
-def test_learns_digits(digits):
-    X, y, X_test, y_test = digits
+def test_learns_digits(digits_split):
+    X, y, X_test, y_test = digits_split
     model = small(max_iter=6).fit(X, y)
     assert model.score(X_test, y_test) > 0.85
     assert model.loss_curve_[-1] < model.loss_curve_[0]
     assert model.n_iter_ == 6 and model.stopped_by_ == "max_iter"
 
 
-def test_transform_and_blocks_agree(digits):
-    X, y, X_test, _ = digits
+def test_transform_and_blocks_agree(digits_split):
+    X, y, X_test, _ = digits_split
     model = small().fit(X, y)
     features = model.transform(X_test[:7])
     blocks = model.transform_blocks(X_test[:7])
@@ -61,15 +54,15 @@ def test_transform_and_blocks_agree(digits):
     np.testing.assert_allclose(model.transform(X_test[2:5]), model.transform(X_test)[2:5], rtol=1e-4, atol=1e-5)
 
 
-def test_blocks_are_hookable_layers(digits):
-    X, y, _, _ = digits
+def test_blocks_are_hookable_layers(digits_split):
+    X, y, _, _ = digits_split
     model = small(max_iter=1).fit(X, y)
     # Each block, then the linear head (the output), in forward order.
     assert list(resolve_layers(model.module_)) == ["blocks.0", "blocks.1", "head"]
 
 
-def test_same_seed_same_model_and_different_seed_differs(digits):
-    X, y, X_test, _ = digits
+def test_same_seed_same_model_and_different_seed_differs(digits_split):
+    X, y, X_test, _ = digits_split
     a = small(random_state=3).fit(X, y).transform(X_test[:20])
     b = small(random_state=3).fit(X, y).transform(X_test[:20])
     c = small(random_state=4).fit(X, y).transform(X_test[:20])
@@ -77,8 +70,8 @@ def test_same_seed_same_model_and_different_seed_differs(digits):
     assert np.abs(a - c).max() > 1e-3
 
 
-def test_layouts_and_string_labels(digits):
-    X, y, X_test, _ = digits
+def test_layouts_and_string_labels(digits_split):
+    X, y, X_test, _ = digits_split
     labels = np.array(["class%d" % v for v in y])
     flat = small(image_shape=(8, 8)).fit(X.reshape(len(X), -1), labels)
     square = small().fit(X.reshape(len(X), 8, 8), labels)
@@ -106,16 +99,16 @@ def test_images_too_small_for_the_blocks():
         small(widths=(4, 4, 4)).fit(X, [0, 1] * 3)
 
 
-def test_single_class_and_missing_y(digits):
-    X, _, _, _ = digits
+def test_single_class_and_missing_y(digits_split):
+    X, _, _, _ = digits_split
     with pytest.raises(ValueError, match="at least 2 classes"):
         small().fit(X[:10], np.zeros(10))
     with pytest.raises(ValueError, match="requires y"):
         small().fit(X[:10], None)
 
 
-def test_transform_checks_channels_and_size(digits):
-    X, y, _, _ = digits
+def test_transform_checks_channels_and_size(digits_split):
+    X, y, _, _ = digits_split
     model = small(max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match="2 channel"):
         model.transform(np.zeros((2, 2, 8, 8)))
@@ -125,8 +118,8 @@ def test_transform_checks_channels_and_size(digits):
         model.transform(np.full((2, 1, 8, 8), np.inf))
 
 
-def test_parameter_errors(digits):
-    X, y, _, _ = digits
+def test_parameter_errors(digits_split):
+    X, y, _, _ = digits_split
     with pytest.raises(ValueError, match="n_blocks=3 but widths has 2"):
         small(n_blocks=3).fit(X, y)
     with pytest.raises(ValueError, match="nonlinearity"):
@@ -134,8 +127,8 @@ def test_parameter_errors(digits):
     assert small(widths=4, n_blocks=2, max_iter=1).fit(X, y).block_shapes_[-1] == (2, 2, 8)
 
 
-def test_pickle_round_trip(digits):
-    X, y, X_test, _ = digits
+def test_pickle_round_trip(digits_split):
+    X, y, X_test, _ = digits_split
     model = small().fit(X, y)
     loaded = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(loaded.transform(X_test[:10]), model.transform(X_test[:10]))
@@ -143,8 +136,8 @@ def test_pickle_round_trip(digits):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a machine without CUDA")
-def test_gpu_fitted_model_loads_on_cpu_only_machine(digits):
-    X, y, X_test, _ = digits
+def test_gpu_fitted_model_loads_on_cpu_only_machine(digits_split):
+    X, y, X_test, _ = digits_split
     model = small(max_iter=1).fit(X, y)
     expected = model.transform(X_test[:4])
     state = model.__getstate__()
@@ -156,8 +149,8 @@ def test_gpu_fitted_model_loads_on_cpu_only_machine(digits):
     np.testing.assert_array_equal(restored.transform(X_test[:4]), expected)
 
 
-def test_warm_start_continues(digits):
-    X, y, _, _ = digits
+def test_warm_start_continues(digits_split):
+    X, y, _, _ = digits_split
     model = small(max_iter=2, warm_start=True).fit(X, y)
     first = model.loss_curve_[:]
     model.fit(X, y)
@@ -167,8 +160,8 @@ def test_warm_start_continues(digits):
     assert cold.n_iter_ == 2
 
 
-def test_interruption_keeps_the_best_model_then_reraises(digits):
-    X, y, X_test, y_test = digits
+def test_interruption_keeps_the_best_model_then_reraises(digits_split):
+    X, y, X_test, y_test = digits_split
 
     def interrupt_at_third_epoch(estimator, info):
         if info.epoch == 3:
@@ -183,8 +176,8 @@ def test_interruption_keeps_the_best_model_then_reraises(digits):
     assert model.score(X_test, y_test) > 0.3 and model.transform(X_test[:2]).shape[1] == model._n_features_out
 
 
-def test_interruption_before_the_first_epoch_warns_untrained(digits):
-    X, y, _, _ = digits
+def test_interruption_before_the_first_epoch_warns_untrained(digits_split):
+    X, y, _, _ = digits_split
 
     class InterruptAtStart(Callback):
         def on_train_begin(self, estimator):
@@ -197,8 +190,8 @@ def test_interruption_before_the_first_epoch_warns_untrained(digits):
     assert model.predict(X[:3]).shape == (3,)  # usable, though untrained
 
 
-def test_early_stopping_and_time_budget(digits):
-    X, y, _, _ = digits
+def test_early_stopping_and_time_budget(digits_split):
+    X, y, _, _ = digits_split
     model = small(max_iter=50, early_stopping=True, n_iter_no_change=2, learning_rate_init=1e-6).fit(X, y)
     assert model.stopped_by_ == "early_stopping"
     assert len(model.validation_scores_) == model.n_iter_ < 50
@@ -209,8 +202,8 @@ def test_early_stopping_and_time_budget(digits):
 
 @pytest.mark.parametrize("nonlinearity", ["soft_threshold", "modulus_collapse", "sigmoid", "tanh", "relu", "identity"])
 @pytest.mark.parametrize("variant", ["lscat", "lscat+skip"])
-def test_every_nonlinearity_and_variant_trains(digits, nonlinearity, variant):
-    X, y, _, _ = digits
+def test_every_nonlinearity_and_variant_trains(digits_split, nonlinearity, variant):
+    X, y, _, _ = digits_split
     model = small(nonlinearity=nonlinearity, variant=variant, max_iter=1).fit(X[:128], y[:128])
     assert np.isfinite(model.loss_curve_).all()
 
@@ -224,8 +217,8 @@ def test_augmentation_and_factorized_cifar_shapes():
     assert [s[:2] for s in model.block_shapes_] == [(32, 32), (16, 16), (16, 16), (8, 8), (8, 8), (4, 4), (4, 4), (2, 2)]
 
 
-def test_grid_search_over_nonlinearity_in_a_pipeline(digits):
-    X, y, _, _ = digits
+def test_grid_search_over_nonlinearity_in_a_pipeline(digits_split):
+    X, y, _, _ = digits_split
     pipe = Pipeline([("pc", small(max_iter=1)), ("clf", LogisticRegression(max_iter=200))])
     search = GridSearchCV(pipe, {"pc__nonlinearity": ["modulus", "soft_threshold"]}, cv=2)
     search.fit(X[:200], y[:200])
@@ -237,8 +230,8 @@ def test_grid_search_over_nonlinearity_in_a_pipeline(digits):
 
 
 @pytest.mark.gpu
-def test_fits_on_gpu_and_pickles_to_cpu(digits):
-    X, y, X_test, _ = digits
+def test_fits_on_gpu_and_pickles_to_cpu(digits_split):
+    X, y, X_test, _ = digits_split
     model = small(device="cuda").fit(X, y)
     assert model.device_.type == "cuda"
     cpu = small(device="cpu").fit(X, y)
@@ -246,9 +239,9 @@ def test_fits_on_gpu_and_pickles_to_cpu(digits):
     assert pickle.loads(pickle.dumps(model)).transform(X_test[:5]).shape == (5, cpu.transform(X_test[:5]).shape[1])
 
 
-def test_pandas_output(digits):
+def test_pandas_output(digits_split):
     pd = pytest.importorskip("pandas")
-    X, y, X_test, _ = digits
+    X, y, X_test, _ = digits_split
     model = small(max_iter=1).fit(X, y).set_output(transform="pandas")
     frame = model.transform(X_test[:3])
     assert isinstance(frame, pd.DataFrame)
@@ -260,14 +253,14 @@ def record_epochs(store):
     return lambda estimator, info: store.append(info)
 
 
-def test_batch_size_one_is_refused_with_advice(digits):
-    X, y, _, _ = digits
+def test_batch_size_one_is_refused_with_advice(digits_split):
+    X, y, _, _ = digits_split
     with pytest.raises(ValueError, match="batch_size >= 2"):
         small(batch_size=1).fit(X[:20], y[:20])
 
 
-def test_a_lone_last_image_is_dropped_not_every_batch(digits):
-    X, y, _, _ = digits
+def test_a_lone_last_image_is_dropped_not_every_batch(digits_split):
+    X, y, _, _ = digits_split
 
     class BatchSizes(Callback):
         def __init__(self):
@@ -288,16 +281,16 @@ def test_a_lone_last_image_is_dropped_not_every_batch(digits):
 
 @pytest.mark.parametrize("param, value", [("widths", (8, 12)), ("n_blocks", 3), ("L", 2),
                                           ("nonlinearity", "relu"), ("variant", "lscat"), ("factorized", True)])
-def test_warm_start_refuses_a_changed_architecture(digits, param, value):
-    X, y, _, _ = digits
+def test_warm_start_refuses_a_changed_architecture(digits_split, param, value):
+    X, y, _, _ = digits_split
     model = small(max_iter=1, warm_start=True, widths=8, n_blocks=2).fit(X[:64], y[:64])
     model.set_params(**{param: value})
     with pytest.raises(ValueError, match=f"{param} changed"):
         model.fit(X[:64], y[:64])
 
 
-def test_non_integer_widths_raise(digits):
-    X, y, _, _ = digits
+def test_non_integer_widths_raise(digits_split):
+    X, y, _, _ = digits_split
     with pytest.raises(ValueError, match="positive integers"):
         small(widths=(4.5, 8)).fit(X[:20], y[:20])
     assert small(widths=(4.0, 8), max_iter=1).fit(X[:20], y[:20]).block_shapes_[0][-1] == 8
@@ -305,8 +298,8 @@ def test_non_integer_widths_raise(digits):
 
 @pytest.mark.parametrize("optimizer, expected", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
                                                  (torch.optim.RMSprop, torch.optim.RMSprop)])
-def test_optimizer_choice_and_params(digits, optimizer, expected):
-    X, y, X_test, y_test = digits
+def test_optimizer_choice_and_params(digits_split, optimizer, expected):
+    X, y, X_test, y_test = digits_split
     infos = []
     model = small(optimizer=optimizer, learning_rate_init=3e-3, weight_decay=0.0, max_iter=2,
                   optimizer_params={"eps": 1e-6}, callbacks=[record_epochs(infos)]).fit(X, y)
@@ -317,8 +310,8 @@ def test_optimizer_choice_and_params(digits, optimizer, expected):
     assert model.score(X_test, y_test) > 0.5
 
 
-def test_warm_start_resumes_the_optimizer_state(digits):
-    X, y, _, _ = digits
+def test_warm_start_resumes_the_optimizer_state(digits_split):
+    X, y, _, _ = digits_split
     model = small(optimizer="adam", learning_rate_init=1e-3, max_iter=1, warm_start=True).fit(X[:128], y[:128])
     assert model._optimizer_state["state"][0]["step"] == 2  # two batches of 64
     model.fit(X[:128], y[:128])
@@ -327,10 +320,10 @@ def test_warm_start_resumes_the_optimizer_state(digits):
     assert "momentum_buffer" in model._optimizer_state["state"][0]
 
 
-def test_step_schedule_params_and_stopping_callback(digits):
-    X, y, _, _ = digits
+def test_step_schedule_params_and_stopping_callback(digits_split):
+    X, y, _, _ = digits_split
     infos = []
-    model = small(max_iter=6, schedule="step", schedule_params={"step_size": 2, "gamma": 0.5},
+    small(max_iter=6, schedule="step", schedule_params={"step_size": 2, "gamma": 0.5},
                   learning_rate_init=0.04, callbacks=[record_epochs(infos)]).fit(X[:128], y[:128])
     np.testing.assert_allclose([i.learning_rate for i in infos], [0.04, 0.04, 0.02, 0.02, 0.01, 0.01])
     assert [i.epoch for i in infos] == list(range(1, 7))
@@ -340,8 +333,8 @@ def test_step_schedule_params_and_stopping_callback(digits):
         small(schedule="cosine", schedule_params={"step_size": 2}).fit(X[:128], y[:128])
 
 
-def test_verbose_bars_per_epoch_and_log_lines(digits, capsys, caplog):
-    X, y, _, _ = digits
+def test_verbose_bars_per_epoch_and_log_lines(digits_split, capsys, caplog):
+    X, y, _, _ = digits_split
     small(max_iter=2, verbose=1).fit(X[:128], y[:128])
     err = capsys.readouterr().err
     assert "epoch 1/2" in err and "epoch 2/2" in err and "loss=" in err
@@ -352,8 +345,8 @@ def test_verbose_bars_per_epoch_and_log_lines(digits, capsys, caplog):
     assert "val_acc=" in capsys.readouterr().err
 
 
-def test_checkpoint_restores_into_a_fitted_estimator(digits, tmp_path):
-    X, y, X_test, _ = digits
+def test_checkpoint_restores_into_a_fitted_estimator(digits_split, tmp_path):
+    X, y, X_test, _ = digits_split
     path = tmp_path / "best.pt"
     model = small(max_iter=3, early_stopping=True, callbacks=[Checkpoint(path)]).fit(X, y)
     # With early stopping the estimator ends on its best validation epoch: the one the checkpoint saved.
@@ -368,8 +361,8 @@ def test_checkpoint_restores_into_a_fitted_estimator(digits, tmp_path):
         torch.testing.assert_close(loaded[name], weight, rtol=0, atol=0)
 
 
-def test_bfloat16_matches_float32_and_float16_needs_cuda(digits):
-    X, y, X_test, _ = digits
+def test_bfloat16_matches_float32_and_float16_needs_cuda(digits_split):
+    X, y, X_test, _ = digits_split
     model = small(precision="bfloat16").fit(X, y)
     assert np.isfinite(model.loss_curve_).all()
     low = model.transform(X_test[:50])
@@ -399,8 +392,8 @@ class PairDataset(torch.utils.data.Dataset):
         return torch.as_tensor(self.X[i]), int(self.y[i])
 
 
-def test_fit_on_a_dataset_equals_fit_on_the_array(digits):
-    X, y, X_test, y_test = digits
+def test_fit_on_a_dataset_equals_fit_on_the_array(digits_split):
+    X, y, X_test, y_test = digits_split
     from_array = small(max_iter=2).fit(X, y)
     from_dataset = small(max_iter=2).fit(PairDataset(X, y))
     assert from_dataset.loss_curve_ == from_array.loss_curve_
@@ -415,8 +408,8 @@ def test_fit_on_a_dataset_equals_fit_on_the_array(digits):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
-def test_mixed_precision_on_gpu(digits, precision):
-    X, y, X_test, y_test = digits
+def test_mixed_precision_on_gpu(digits_split, precision):
+    X, y, X_test, y_test = digits_split
     model = small(device="cuda", precision=precision, max_iter=4).fit(X, y)
     assert np.isfinite(model.loss_curve_).all() and model.score(X_test, y_test) > 0.8
     low = model.transform(X_test[:50])

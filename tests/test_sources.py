@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from skphase import ConvRFM, ConvRFMRegressor, DTCWPTFeatures, PhaseCollapse, ScatteringTransform
-from skphase.utils import as_image_source, map_batches
+from skphase.utils import as_image_source
+from skphase.utils._torch import map_batches
 
 BATCH = 4
 

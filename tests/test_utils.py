@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from skphase.utils import as_image_source, check_images, infer_image_shape, iter_batches, map_batches, resolve_device
+from skphase.utils import as_image_source, resolve_device
+from skphase.utils._images import check_images, infer_image_shape
+from skphase.utils._torch import iter_batches, map_batches
 
 
 def test_check_images_accepts_the_three_layouts():

@@ -1,5 +1,8 @@
 """CIFAR-10 from a user-provided local copy (the python pickle batches)."""
 
+from __future__ import annotations
+
+import os
 import pickle
 
 import numpy as np
@@ -9,7 +12,11 @@ from ._home import get_data_home
 __all__ = ["load_cifar10"]
 
 
-def load_cifar10(subset="train", *, data_home=None):
+def load_cifar10(
+    subset: str = "train",
+    *,
+    data_home: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Load CIFAR-10 from ``<data_home>/cifar-10-batches-py``.
 
     skphase never downloads data. Get ``cifar-10-python.tar.gz`` from the
@@ -24,12 +31,26 @@ def load_cifar10(subset="train", *, data_home=None):
     Returns
     -------
     X : ndarray of shape (n, 3, 32, 32), float32 in [0, 1]
+        The images, channels first.
     y : ndarray of shape (n,), int64
+        The classes 0-9 (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck).
 
     Raises
     ------
     FileNotFoundError
         Saying where the files must be put.
+
+    See Also
+    --------
+    load_fashion_mnist : Fashion-MNIST, the other dataset of the paper's Table 1.
+    get_data_home : where the files are looked for.
+
+    Examples
+    --------
+    >>> from skphase.datasets import load_cifar10
+    >>> X, y = load_cifar10("test")  # doctest: +SKIP
+    >>> X.shape  # doctest: +SKIP
+    (10000, 3, 32, 32)
     """
     if subset not in ("train", "test"):
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")

@@ -1,6 +1,11 @@
 """Fashion-MNIST from local IDX files (no download)."""
 
+from __future__ import annotations
+
+import os
 from pathlib import Path
+
+import numpy as np
 
 from ._home import get_data_home
 from ._idx import load_idx_dataset
@@ -24,7 +29,13 @@ CLASS_NAMES = (
 )
 
 
-def load_fashion_mnist(subset="train", *, data_home=None, n_samples=None, random_state=None):
+def load_fashion_mnist(
+    subset: str = "train",
+    *,
+    data_home: str | os.PathLike | None = None,
+    n_samples: int | None = None,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Load Fashion-MNIST as float images in [0, 1].
 
     Parameters
@@ -44,6 +55,7 @@ def load_fashion_mnist(subset="train", *, data_home=None, n_samples=None, random
     Returns
     -------
     X : ndarray of shape (n, 1, 28, 28), float32
+        The images, channels first.
     y : ndarray of shape (n,), int64
         Labels 0-9; names in ``skphase.datasets.FASHION_MNIST_CLASSES``.
 
@@ -51,6 +63,11 @@ def load_fashion_mnist(subset="train", *, data_home=None, n_samples=None, random
     ------
     FileNotFoundError
         With instructions, when the files are not found.
+
+    See Also
+    --------
+    load_mnist : the MNIST digits, in the same file format.
+    load_cifar10 : CIFAR-10, the other dataset of the paper's Table 1.
 
     Examples
     --------

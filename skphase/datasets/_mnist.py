@@ -1,5 +1,11 @@
 """MNIST from a user-provided local copy of the IDX files (no download)."""
 
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
 from ._home import get_data_home
 from ._idx import load_idx_dataset
 
@@ -12,7 +18,13 @@ _HOW_TO_INSTALL = (
 )
 
 
-def load_mnist(subset="train", *, data_home=None, n_samples=None, random_state=None):
+def load_mnist(
+    subset: str = "train",
+    *,
+    data_home: str | os.PathLike | None = None,
+    n_samples: int | None = None,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Load MNIST handwritten digits as float images in [0, 1].
 
     skphase never downloads data. Put the four IDX files of the dataset's
@@ -34,6 +46,7 @@ def load_mnist(subset="train", *, data_home=None, n_samples=None, random_state=N
     Returns
     -------
     X : ndarray of shape (n, 1, 28, 28), float32
+        The digits as images, channels first.
     y : ndarray of shape (n,), int64
         The digits 0-9.
 
@@ -45,6 +58,13 @@ def load_mnist(subset="train", *, data_home=None, n_samples=None, random_state=N
     See Also
     --------
     make_noisy_frame_task : the noisy-MNIST task of Radhakrishnan et al.
+
+    Examples
+    --------
+    >>> from skphase.datasets import load_mnist
+    >>> X, y = load_mnist("test", n_samples=100, random_state=0)  # doctest: +SKIP
+    >>> X.shape  # doctest: +SKIP
+    (100, 1, 28, 28)
     """
     return load_idx_dataset("MNIST", [get_data_home(data_home) / "mnist"], subset, _HOW_TO_INSTALL, n_samples,
                             random_state)

@@ -5,6 +5,8 @@ information: the label depends only on the distance between two pixels, so it is
 smooth deformations but not to noise, and a network must pool space to solve it.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -23,17 +25,17 @@ def _pair_distance(a, b, size, periodic):
 
 
 def make_scale_detection(
-    n_samples=1000,
+    n_samples: int = 1000,
     *,
-    dim=2,
-    size=28,
-    xi=14.0,
-    gap=2.0,
-    periodic=None,
-    value=None,
-    random_state=None,
-    return_positions=False,
-):
+    dim: int = 2,
+    size: int = 28,
+    xi: float = 14.0,
+    gap: float = 2.0,
+    periodic: bool | None = None,
+    value: float | None = None,
+    random_state: int | np.random.RandomState | None = None,
+    return_positions: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Generate the scale-detection task in 2-D (images) or 1-D (signals).
 
     Each sample is zero but for two distinct active pixels, drawn uniformly, of value
@@ -58,16 +60,22 @@ def make_scale_detection(
     value : float, optional
         Value of the active pixels; default ``d^2 / 2`` in 2-D (as the paper) and ``d / 2`` in 1-D.
     random_state : int, RandomState or None
+        Seeds the positions and the shuffle.
     return_positions : bool, default=False
         Also return the positions of the two pixels.
 
     Returns
     -------
     X : ndarray of float32, shape (n_samples, 1, d, d) in 2-D or (n_samples, 1, d) in 1-D
+        The samples, zero but for the two active pixels.
     y : ndarray of int64, shape (n_samples,)
         1 for close pairs, 0 for far ones.
     positions : ndarray of int64, shape (n_samples, 2, dim)
         Only if ``return_positions``: (row, column) of each pixel in 2-D, its index in 1-D.
+
+    See Also
+    --------
+    make_star_task : a small star to detect in a noise image.
 
     Examples
     --------

@@ -6,10 +6,14 @@ patch-position by patch-position sees mostly noise; learning which patch
 directions matter (the patch AGOP) removes it.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-from ..utils import check_images, is_integer, make_generator
+from ..utils import make_generator
+from ..utils._images import check_images, is_integer
 from ._checks import check_finite_number
 
 __all__ = ["make_noisy_frame_task", "make_star_task", "star_pattern"]
@@ -34,12 +38,17 @@ _STAR = (
 _PAPER_CORNER_RANGE = ((3, 20), (7, 24))
 
 
-def star_pattern():
+def star_pattern() -> np.ndarray:
     """The 7 x 7 five-pointed star of the ConvRFM star task: 28 ones, zeros elsewhere.
 
     Returns
     -------
     ndarray of shape (7, 7), float32
+        The star, one where it is drawn.
+
+    See Also
+    --------
+    make_star_task : the task that draws this star in noise images.
 
     Examples
     --------
@@ -57,9 +66,18 @@ def star_pattern():
     return np.array([[char == "#" for char in row] for row in _STAR], dtype=np.float32)
 
 
-def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3, star_value=1.0,
-                   star_channels=(0, 1), corner_range=_PAPER_CORNER_RANGE, random_state=None):
-    """The star task of the ConvRFM paper: is there a small star somewhere in a noise image?
+def make_star_task(
+    n_samples: int = 100,
+    *,
+    image_size: int = 32,
+    n_channels: int = 3,
+    noise_std: float = 0.3,
+    star_value: float = 1.0,
+    star_channels: tuple[int, ...] = (0, 1),
+    corner_range: tuple[tuple[int, int], tuple[int, int]] | None = _PAPER_CORNER_RANGE,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generate the star task of the ConvRFM paper: a small star to detect in noise images.
 
     Follows the authors' generator (``star_dataset`` in
     aradha/agop_feature_learning, ``kernel_machine_agop/conv_rfm``). Every
@@ -75,9 +93,13 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
     Parameters
     ----------
     n_samples : int, default=100
+        Number of images.
     image_size : int, default=32
+        Side of the square images.
     n_channels : int, default=3
+        Channels of the images.
     noise_std : float, default=0.3
+        Standard deviation of the Gaussian noise.
     star_value : float, default=1.0
         Value the star's pixels are set to.
     star_channels : tuple of int, default=(0, 1)
@@ -88,12 +110,19 @@ def make_star_task(n_samples=100, *, image_size=32, n_channels=3, noise_std=0.3,
         32 x 32 images (the star never touches the top rows or the left
         columns). None draws it anywhere the star fits.
     random_state : int, RandomState or None
+        Seeds the noise, the star positions and the order of the images.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_channels, image_size, image_size), float32
+        The noise images, a star in those of class 1.
     y : ndarray of shape (n_samples,), int64
         1 where a star is present.
+
+    See Also
+    --------
+    star_pattern : the star drawn in the images of class 1.
+    make_noisy_frame_task : the other synthetic task of the ConvRFM paper.
 
     Examples
     --------
@@ -165,8 +194,16 @@ def _frame_corner_range(corner_range, last, axis_name):
     return low, high
 
 
-def make_noisy_frame_task(images, labels=None, *, frame_size=42, noise_std=_PAPER_NOISE_STD, corner_range="paper",
-                          return_offsets=False, random_state=None):
+def make_noisy_frame_task(
+    images: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    frame_size: int | tuple[int, int] = 42,
+    noise_std: float = _PAPER_NOISE_STD,
+    corner_range: str | tuple[tuple[int, int], tuple[int, int]] | None = "paper",
+    return_offsets: bool = False,
+    random_state: int | np.random.RandomState | None = None,
+) -> np.ndarray | tuple[np.ndarray, ...]:
     """Paste each image at a random place in a larger Gaussian-noise frame.
 
     The noisy-MNIST task of the ConvRFM paper (Radhakrishnan et al., arXiv
@@ -214,10 +251,15 @@ def make_noisy_frame_task(images, labels=None, *, frame_size=42, noise_std=_PAPE
     Returns
     -------
     X : ndarray of shape (n, C, H_frame, W_frame), float32
+        The images pasted into their noise frames.
     y : ndarray of shape (n,)
         Only when ``labels`` is given.
     offsets : ndarray of shape (n, 2), int64
         Only when ``return_offsets``.
+
+    See Also
+    --------
+    make_star_task : the other synthetic task of the ConvRFM paper.
 
     Examples
     --------

@@ -12,11 +12,12 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch.serialization import default_restore_location
 
 from ..utils import resolve_device
 from ..utils._device import carries_torch, match_worker_threads
+from ..utils._sklearn_compat import validate_data
 from ..utils._sources import ImageSource, _as_array, as_image_source, is_torch_dataset
 
 __all__ = ["ImageEstimatorMixin"]

@@ -1,17 +1,21 @@
 """DTCWPTFeatures: dual-tree complex wavelet packet features with modulus or max pooling."""
 
+from __future__ import annotations
+
 from numbers import Integral
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..filters._packets import dtcwpt_packet_info, select_packets
-from ..nn._dtcwpt import POOLINGS, dtcwpt_pool, idtcwpt2d
-from ..utils import map_batches, progress_bar
+from ..filters import dtcwpt_packet_info, select_packets
+from ..nn import POOLINGS, dtcwpt_pool, idtcwpt2d
+from ..utils._progress import progress_bar
+from ..utils._sklearn_compat import Interval, StrOptions, _fit_context
+from ..utils._torch import map_batches
 from ._base import ImageEstimatorMixin
 
 __all__ = ["DTCWPTFeatures"]
@@ -89,6 +93,11 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         ``(n_maps, 2, h, w)`` for ``pooling="none"`` (real, imaginary), where
         ``n_maps = n_input_maps * n_kept`` (input map major).
 
+    See Also
+    --------
+    ScatteringTransform : the fixed Morlet scattering transform.
+    skphase.nn.dtcwpt_pool : the torch function it applies.
+
     Notes
     -----
     There is no ``precision`` (bfloat16/float16 autocast) parameter: the transform is a few
@@ -128,16 +137,16 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        J=2,
-        pooling="modulus",
-        channels="all",
-        grey=None,
-        dtype="float64",
-        padding="zero",
-        image_shape=None,
-        device="auto",
-        batch_size=256,
-        verbose=0,
+        J: int = 2,
+        pooling: str = "modulus",
+        channels: str | ArrayLike = "all",
+        grey: str | None = None,
+        dtype: str = "float64",
+        padding: str = "zero",
+        image_shape: tuple[int, ...] | None = None,
+        device: str | torch.device = "auto",
+        batch_size: int = 256,
+        verbose: int = 0,
     ):
         self.J = J
         self.pooling = pooling
@@ -151,7 +160,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike | torch.utils.data.Dataset, y: ArrayLike | None = None) -> DTCWPTFeatures:
         """Validate ``X`` and record its shape (the transform has no learned state).
 
         Parameters
@@ -160,11 +169,13 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
             ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` images (any real
             dtype, memmaps included), or a map-style Dataset of images or
             ``(image, label)`` pairs. Only validated, never converted whole.
-        y : ignored
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         self
+            The fitted transformer.
         """
         self._validate_source(X, reset=True)
         n_channels, height, width = self.image_shape_
@@ -217,7 +228,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
             out = torch.view_as_real(out).movedim(-1, -3)  # (n, C, k, 2, h, w)
         return out.reshape(out.shape[0], -1)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike | torch.utils.data.Dataset) -> np.ndarray:
         """DT-CWPT features of ``X``.
 
         Parameters
@@ -250,12 +261,13 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
             check_finite=type(self).__name__,
         )
 
-    def inverse_transform(self, X):
-        """Images from ``pooling="none"`` features (dropped packets count as zero).
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
+        """Reconstruct images from ``pooling="none"`` features (dropped packets count as zero).
 
         Parameters
         ----------
         X : array-like of shape (n, ``prod(output_shape_)``)
+            Features as ``transform`` returns them.
 
         Returns
         -------
@@ -292,16 +304,18 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         # Batches of X are cast one at a time (features may be far larger than the images).
         return map_batches(invert, features, batch_size=self.batch_size, device=self.device_)
 
-    def get_feature_names_out(self, input_features=None):
-        """Names ``dtcwptfeatures_c{map}_xi(+x,+y)[_re|_im]_y{row}_x{col}``.
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
+        """Get the names ``dtcwptfeatures_c{map}_xi(+x,+y)[_re|_im]_y{row}_x{col}`` of the features.
 
         Parameters
         ----------
-        input_features : ignored
+        input_features : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         ndarray of str
+            One name per feature, in ``transform``'s order.
         """
         check_is_fitted(self)
         names = dtcwpt_packet_info(self.J)["name"][self.channel_indices_]

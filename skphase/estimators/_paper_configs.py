@@ -1,6 +1,9 @@
 """The published configurations of the learned scattering network, as parameters for ``set_params``."""
 
+from __future__ import annotations
+
 import copy
+from typing import Any
 
 __all__ = ["PAPER_CONFIGS", "paper_config"]
 
@@ -21,8 +24,8 @@ PAPER_CONFIGS = {
 }
 
 
-def paper_config(name):
-    """Parameters of :class:`~skphase.ScatteringPhaseCollapse` for a configuration of the paper.
+def paper_config(name: str) -> dict[str, Any]:
+    """Get the parameters of :class:`~skphase.ScatteringPhaseCollapse` for a configuration of the paper.
 
     Parameters
     ----------
@@ -43,6 +46,10 @@ def paper_config(name):
     ------
     ValueError
         For an unknown name.
+
+    See Also
+    --------
+    ScatteringPhaseCollapse : the estimator the parameters are for.
 
     References
     ----------

@@ -1,15 +1,20 @@
 """ScatteringTransform: kymatio's fixed 2-D scattering as a scikit-learn transformer."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils import map_batches, min_image_size_error, progress_bar
+from ..utils._images import min_image_size_error
 from ..utils._kymatio import import_kymatio
+from ..utils._progress import progress_bar
+from ..utils._sklearn_compat import Interval, StrOptions, _fit_context
+from ..utils._torch import map_batches
 from ._base import ImageEstimatorMixin
 
 __all__ = ["ScatteringTransform"]
@@ -39,7 +44,10 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
     image_shape : tuple of int or None, default=None
         ``(H, W)`` or ``(C, H, W)`` of one image when ``X`` is flat.
     device : str, default="auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``: where the transform runs (see
+        :func:`skphase.utils.resolve_device`).
     verbose : int, default=0
+        Show a progress bar in ``transform``.
 
     Attributes
     ----------
@@ -54,6 +62,11 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
         ``(C, K, H' / 2**J, W' / 2**J)`` per image, ``K`` scattering channels per input channel.
     padded_shape_ : tuple of int
         ``(H', W')``: the image size after zero padding (the input size when no padding is needed).
+
+    See Also
+    --------
+    ScatteringPhaseCollapse : the learned scattering network.
+    DTCWPTFeatures : the dual-tree complex wavelet packet transform.
 
     Notes
     -----
@@ -85,8 +98,18 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, J=2, L=8, max_order=2, padding="zero", batch_size=256, image_shape=None, device="auto",
-                 verbose=0):
+    def __init__(
+        self,
+        *,
+        J: int = 2,
+        L: int = 8,
+        max_order: int = 2,
+        padding: str = "zero",
+        batch_size: int = 256,
+        image_shape: tuple[int, ...] | None = None,
+        device: str | torch.device = "auto",
+        verbose: int = 0,
+    ):
         self.J = J
         self.L = L
         self.max_order = max_order
@@ -97,7 +120,7 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike | torch.utils.data.Dataset, y: ArrayLike | None = None) -> ScatteringTransform:
         """Build the filters for the size of the images in ``X``.
 
         Parameters
@@ -106,11 +129,13 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
             ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` images (any real
             dtype, memmaps included), or a map-style Dataset of images or
             ``(image, label)`` pairs. Only validated, never converted whole.
-        y : ignored
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         self
+            The fitted transformer.
         """
         source = self._validate_source(X, reset=True)
         height, width = self.image_shape_[1:]
@@ -145,8 +170,8 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
             batch = torch.nn.functional.pad(batch, (0, pad_w, 0, pad_h))
         return self.scattering_(batch).flatten(1)
 
-    def transform(self, X):
-        """Scattering coefficients, flattened.
+    def transform(self, X: ArrayLike | torch.utils.data.Dataset) -> np.ndarray:
+        """Compute the scattering coefficients, flattened.
 
         Parameters
         ----------
@@ -157,6 +182,7 @@ class ScatteringTransform(ImageEstimatorMixin, ClassNamePrefixFeaturesOutMixin, 
         Returns
         -------
         ndarray of shape (n, C * K * H' * W'), float32
+            The coefficients of every image, in the order of ``output_shape_``.
 
         Raises
         ------

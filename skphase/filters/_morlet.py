@@ -7,6 +7,8 @@ filter_bank.gabor_2d`` / ``morlet_2d``), evaluated on a centred grid without
 periodisation; tests compare them against kymatio.
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -24,7 +26,7 @@ def _grid(radius):
     return np.meshgrid(coords, coords, indexing="ij")
 
 
-def gabor_2d(radius, sigma, theta, xi, slant=1.0):
+def gabor_2d(radius: int, sigma: float, theta: float, xi: float, slant: float = 1.0) -> np.ndarray:
     """Gabor filter ``g_sigma(u) exp(i xi <u, e_theta>)`` on a ``(2r+1)^2`` centred grid.
 
     Parameters
@@ -46,6 +48,17 @@ def gabor_2d(radius, sigma, theta, xi, slant=1.0):
     ndarray of complex128, shape (2*radius+1, 2*radius+1)
         Normalised by ``2 pi sigma^2 / slant`` as in kymatio. Axis 0 is the
         first spatial coordinate.
+
+    See Also
+    --------
+    morlet_2d : the zero-mean wavelet built on it.
+    kernel_radius : the radius at which the envelope is truncated.
+
+    Examples
+    --------
+    >>> from skphase.filters import gabor_2d
+    >>> gabor_2d(2, sigma=1.0, theta=0.0, xi=1.0).shape
+    (5, 5)
     """
     rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     curvature = rotation @ np.diag([1.0, slant**2]) @ rotation.T / (2 * sigma**2)
@@ -55,21 +68,77 @@ def gabor_2d(radius, sigma, theta, xi, slant=1.0):
     return np.exp(-quadratic + 1j * phase) / (2 * np.pi * sigma**2 / slant)
 
 
-def morlet_2d(radius, sigma, theta, xi, slant=0.5):
+def morlet_2d(radius: int, sigma: float, theta: float, xi: float, slant: float = 0.5) -> np.ndarray:
     """Morlet wavelet: a Gabor filter minus a Gaussian so that it sums to zero.
 
-    Same parameters as :func:`gabor_2d`. The correction is computed on the
-    truncated support, so the returned filter has exactly zero mean.
+    The correction is computed on the truncated support, so the returned filter has exactly zero
+    mean.
+
+    Parameters
+    ----------
+    radius : int
+        Half-width of the support; the filter has shape ``(2*radius+1,) * 2``.
+    sigma : float
+        Width of the Gaussian envelope along the wave direction.
+    theta : float
+        Orientation in radians.
+    xi : float
+        Centre frequency in radians per pixel.
+    slant : float, default=0.5
+        Ratio of the envelope widths: the envelope is ``sigma / slant`` wide across the wave
+        direction.
+
+    Returns
+    -------
+    ndarray of complex128, shape (2*radius+1, 2*radius+1)
+        The wavelet, normalised as :func:`gabor_2d`.
+
+    See Also
+    --------
+    gabor_2d : the filter before the zero-mean correction.
+    block_filter_bank : the Morlet wavelets of a scattering block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skphase.filters import morlet_2d
+    >>> psi = morlet_2d(3, sigma=0.8, theta=0.0, xi=3 * np.pi / 4)
+    >>> psi.shape, bool(abs(psi.sum()) < 1e-12)
+    ((7, 7), True)
     """
     wave = gabor_2d(radius, sigma, theta, xi, slant)
     envelope = gabor_2d(radius, sigma, theta, 0.0, slant)
     return wave - wave.sum() / envelope.sum() * envelope
 
 
-def kernel_radius(sigma, slant=1.0, tol=1e-3):
+def kernel_radius(sigma: float, slant: float = 1.0, tol: float = 1e-3) -> int:
     """Smallest radius at which a Gaussian envelope has decayed below ``tol`` of its peak.
 
     The widest axis of the envelope has width ``sigma / min(slant, 1)``.
+
+    Parameters
+    ----------
+    sigma : float
+        Width of the Gaussian envelope along the wave direction.
+    slant : float, default=1.0
+        Ratio of the envelope widths, as in :func:`gabor_2d`.
+    tol : float, default=1e-3
+        Truncation threshold, relative to the peak.
+
+    Returns
+    -------
+    int
+        The radius ``r``: filters of shape ``(2r+1, 2r+1)`` hold the envelope above ``tol``.
+
+    See Also
+    --------
+    gabor_2d, morlet_2d : the filters built on a grid of this radius.
+
+    Examples
+    --------
+    >>> from skphase.filters import kernel_radius
+    >>> kernel_radius(0.8)
+    3
     """
     width = sigma / min(slant, 1.0)
     return max(1, math.ceil(width * math.sqrt(2 * math.log(1 / tol))))
@@ -80,7 +149,7 @@ def _angles(L):
     return [(int(L - L / 2 - 1) - l) * np.pi / L for l in range(L)]
 
 
-def block_filter_bank(L, kind="standard", tol=1e-3):
+def block_filter_bank(L: int, kind: str = "standard", tol: float = 1e-3) -> tuple[np.ndarray, bool]:
     """Low-pass and oriented wavelets of one scattering block.
 
     Parameters
@@ -103,6 +172,18 @@ def block_filter_bank(L, kind="standard", tol=1e-3):
         ``filters[0]`` is the (real) low-pass, ``filters[1:]`` the wavelets.
     subsample : bool
         Whether the block subsamples by 2 after filtering.
+
+    See Also
+    --------
+    morlet_2d : the wavelets of the bank.
+    skphase.nn.WaveletFilter : the torch module that applies the bank.
+
+    Examples
+    --------
+    >>> from skphase.filters import block_filter_bank
+    >>> filters, subsample = block_filter_bank(4)
+    >>> filters.shape, subsample
+    ((5, 7, 7), True)
     """
     if kind not in BLOCK_KINDS:
         raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")

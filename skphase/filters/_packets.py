@@ -1,13 +1,16 @@
 """Metadata of the DT-CWPT output channels: centre frequency, orientation, bandwidth, flags."""
 
-import numpy as np
+from __future__ import annotations
 
-from ._qshift import _check_J
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..utils._images import check_packet_levels
 
 __all__ = ["dtcwpt_packet_info", "select_packets"]
 
 
-def dtcwpt_packet_info(J):
+def dtcwpt_packet_info(J: int) -> dict[str, np.ndarray]:
     """Nominal frequency description of the ``2 * 4**J`` complex channels of the 2-D DT-CWPT.
 
     Channel ``(kx * 2**J + ky) * 2 + s`` is the tensor product of the 1-D packet
@@ -19,6 +22,7 @@ def dtcwpt_packet_info(J):
     Parameters
     ----------
     J : int >= 1
+        Number of levels of the packet decomposition.
 
     Returns
     -------
@@ -34,6 +38,11 @@ def dtcwpt_packet_info(J):
         - ``is_bandpass``: neither low-pass nor boundary;
         - ``name``: e.g. ``"xi(+0.589,-1.374)"``.
 
+    See Also
+    --------
+    select_packets : choose channels from this description.
+    skphase.nn.dtcwpt2d : the transform whose channels are described.
+
     Examples
     --------
     >>> info = dtcwpt_packet_info(2)
@@ -42,7 +51,7 @@ def dtcwpt_packet_info(J):
     >>> str(info["name"][0])
     'xi(+0.393,+0.393)'
     """
-    J = _check_J(J)
+    J = check_packet_levels(J)
     P = 2**J
     kx, ky, sign = np.meshgrid(np.arange(P), np.arange(P), np.array([1, -1]), indexing="ij")
     kx, ky, sign = kx.ravel(), ky.ravel(), sign.ravel()
@@ -67,12 +76,13 @@ def dtcwpt_packet_info(J):
     }
 
 
-def select_packets(J, channels="all"):
-    """Indices of the DT-CWPT channels to keep.
+def select_packets(J: int, channels: str | ArrayLike = "all") -> np.ndarray:
+    """Select the DT-CWPT channels to keep, by name, index or centre frequency.
 
     Parameters
     ----------
     J : int >= 1
+        Number of levels of the packet decomposition.
     channels : {"all", "no_lowpass", "bandpass"} or array-like
         A named selection; integer channel indices; or centre frequencies
         ``[(xi_x, xi_y), ...]`` (radians per sample), each matched to the
@@ -82,6 +92,10 @@ def select_packets(J, channels="all"):
     -------
     ndarray of int
         Sorted, unique channel indices.
+
+    See Also
+    --------
+    dtcwpt_packet_info : the description the selection reads.
 
     Examples
     --------

@@ -33,9 +33,13 @@ the level-1 high-pass node instead drops some band-pass packets below 70 %
 in this delay convention (tree b lagging tree a).
 """
 
+from __future__ import annotations
+
 import functools
 
 import numpy as np
+
+from ..utils._images import check_packet_levels
 
 __all__ = [
     "QSHIFT_A_H0",
@@ -63,7 +67,7 @@ QSHIFT_A_H0 = np.array(
 )
 
 
-def qshift_filters():
+def qshift_filters() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The orthonormal Q-shift analysis banks of the two trees.
 
     Returns
@@ -71,6 +75,10 @@ def qshift_filters():
     dict
         ``{"a": (h0a, h1a), "b": (h0b, h1b)}`` float64 arrays of 10 taps, with
         ``h1[n] = (-1)**n h0[L-1-n]`` (alternating flip) and ``h0b = h0a[::-1]``.
+
+    See Also
+    --------
+    packet_filters_1d : the packet filters built from these banks.
 
     Examples
     --------
@@ -86,23 +94,32 @@ def qshift_filters():
     return {"a": (h0a, sign * h0a[::-1]), "b": (h0b, sign * h0b[::-1])}
 
 
-def packet_paths(J):
+def packet_paths(J: int) -> list[tuple[int, ...]]:
     """Split sequences of the ``2**J`` packets of one tree, in increasing frequency.
 
     Packet ``k`` (band ``[k pi / 2**J, (k+1) pi / 2**J]``) is reached by the
     Gray code of ``k``: a high-pass split mirrors the band order below it.
+
+    Parameters
+    ----------
+    J : int >= 1
+        Number of levels of the packet decomposition.
 
     Returns
     -------
     list of tuple of int
         ``paths[k][j]`` is 0 (low-pass) or 1 (high-pass) at level ``j + 1``.
 
+    See Also
+    --------
+    packet_filters_1d : the filters of the packets, in this order.
+
     Examples
     --------
     >>> packet_paths(2)
     [(0, 0), (0, 1), (1, 1), (1, 0)]
     """
-    J = _check_J(J)
+    J = check_packet_levels(J)
     paths = []
     for k in range(2**J):
         gray = k ^ (k >> 1)
@@ -155,7 +172,7 @@ def _packet_filters_1d(J):
     return out
 
 
-def packet_filters_1d(J):
+def packet_filters_1d(J: int) -> np.ndarray:
     """Composite 1-D analysis filters of every packet of both trees.
 
     Packet ``k`` of tree ``t`` at level ``J`` is ``y[n] = sum_m c[t, k, m] x[2**J n - m]``
@@ -164,21 +181,22 @@ def packet_filters_1d(J):
     Parameters
     ----------
     J : int >= 1
+        Number of levels of the packet decomposition.
 
     Returns
     -------
     ndarray of shape (2, 2**J, (2**J - 1) * 9 + 2), float64, read-only
         Trees a, b; packets in increasing frequency (see :func:`packet_paths`).
 
+    See Also
+    --------
+    packet_paths : the order of the packets.
+    qshift_filters : the two-channel banks the packets are built from.
+
     Examples
     --------
     >>> packet_filters_1d(2).shape
     (2, 4, 29)
     """
-    return _packet_filters_1d(_check_J(J))
+    return _packet_filters_1d(check_packet_levels(J))
 
-
-def _check_J(J):
-    if isinstance(J, bool) or not isinstance(J, (int, np.integer)) or J < 1:
-        raise ValueError(f"J (number of packet levels) must be an integer >= 1, got {J!r}.")
-    return int(J)

@@ -1,7 +1,8 @@
 """Measurements on representations: stability, invariance, separation, feature ansatz.
 
-Every function reads models through :mod:`skphase.metrics._probes`, so it accepts a torch
-``nn.Module``, a fitted transformer or pipeline (prefix), or a callable on image batches.
+Every function reads models through :class:`skphase.metrics._probes.ModelProbe`, so it accepts a
+torch ``nn.Module``, a fitted transformer or pipeline (prefix), or a callable on image batches,
+and calls it on batches shaped like the ``X`` it is given.
 """
 
 from ._feature_ansatz import matrix_cosine_similarity, nfa_correlation, pearson_matrix_correlation

@@ -7,17 +7,24 @@ Radhakrishnan et al. says that ``W^T W`` is proportional to the patch AGOP
 
 of the network ``f`` with respect to the patches ``x_p`` of the layer's
 input. The gradients are taken with respect to real patch tensors: a forward
-hook replaces the layer's output by ``unfold(input) @ W^T + b`` computed from
+hook (a :class:`~skphase.metrics.LayerCapture` of the model's probe)
+replaces the layer's output by ``unfold(input) @ W^T + b`` computed from
 patches that require gradients (the same :func:`extract_patches` that the
 patch kernels use), so ``grad_{x_p} f`` treats each patch as its own variable.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-from ..nn._patch_kernels import extract_patches, psd_sqrt
-from ..utils import resolve_device
-from ._probes import resolve_layers
+from ..nn import extract_patches, psd_sqrt
+from ..utils._torch import iter_batches
+from ._probes import ModelProbe, resolve_layers
 
 __all__ = ["matrix_cosine_similarity", "nfa_correlation", "pearson_matrix_correlation"]
 
@@ -26,12 +33,13 @@ def _as_flat_float64(M):
     return torch.as_tensor(np.asarray(M) if not isinstance(M, torch.Tensor) else M, dtype=torch.float64).flatten()
 
 
-def matrix_cosine_similarity(A, B, *, centered=False):
+def matrix_cosine_similarity(A: ArrayLike, B: ArrayLike, *, centered: bool = False) -> float:
     """Cosine of the angle between two matrices seen as vectors of entries.
 
     Parameters
     ----------
     A, B : array-like or torch.Tensor of the same size
+        The two matrices.
     centered : bool, default=False
         Subtract each matrix's mean entry first (then it is the Pearson
         correlation of the entries, :func:`pearson_matrix_correlation`).
@@ -42,6 +50,11 @@ def matrix_cosine_similarity(A, B, *, centered=False):
     -------
     float
         In ``[-1, 1]``; NaN when either matrix is zero (constant, if centred).
+
+    See Also
+    --------
+    pearson_matrix_correlation : the centred measure.
+    nfa_correlation : the feature-ansatz correlations of a CNN.
 
     Examples
     --------
@@ -60,8 +73,22 @@ def matrix_cosine_similarity(A, B, *, centered=False):
     return float(a @ b / denom)
 
 
-def pearson_matrix_correlation(A, B):
+def pearson_matrix_correlation(A: ArrayLike, B: ArrayLike) -> float:
     """Pearson correlation of the entries of two matrices (cosine of the mean-subtracted matrices).
+
+    Parameters
+    ----------
+    A, B : array-like or torch.Tensor of the same size
+        The two matrices.
+
+    Returns
+    -------
+    float
+        In ``[-1, 1]``; NaN when either matrix is constant.
+
+    See Also
+    --------
+    matrix_cosine_similarity : the same measure with ``centered=True``, or uncentred.
 
     Examples
     --------
@@ -88,51 +115,44 @@ def _conv_layers(model, layers):
     return convs
 
 
-class _PatchInputs:
-    """Forward hooks making each conv's output a function of its (differentiable) input patches."""
+def _patch_inputs(conv, inputs, output):
+    """A conv's output recomputed from its input patches, which are recorded (and differentiable).
 
-    def __init__(self, convs):
-        self.convs = convs
-        self.patches = {}
-        self._handles = []
-
-    def _hook(self, name):
-        def hook(conv, args, output):
-            # Not detached: the gradient reaching an earlier layer's patches flows through these.
-            patches = extract_patches(args[0], conv.kernel_size, stride=conv.stride, padding=conv.padding)
-            if not patches.requires_grad:
-                patches.requires_grad_(True)
-            self.patches[name] = patches
-            flat = patches @ conv.weight.detach().reshape(conv.out_channels, -1).T
-            if conv.bias is not None:
-                flat = flat + conv.bias.detach()
-            return flat.transpose(1, 2).reshape(output.shape)
-
-        return hook
-
-    def __enter__(self):
-        self._handles = [conv.register_forward_hook(self._hook(name)) for name, conv in self.convs.items()]
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self._handles:
-            handle.remove()
-        return False
+    For :class:`~skphase.metrics.LayerCapture`: returns ``(patches, new_output)``.
+    """
+    # Not detached: the gradient reaching an earlier layer's patches flows through these.
+    patches = extract_patches(inputs, conv.kernel_size, stride=conv.stride, padding=conv.padding)
+    if not patches.requires_grad:
+        patches.requires_grad_(True)
+    flat = patches @ conv.weight.detach().reshape(conv.out_channels, -1).T
+    if conv.bias is not None:
+        flat = flat + conv.bias.detach()
+    return patches, flat.transpose(1, 2).reshape(output.shape)
 
 
-def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return_agop=False):
+def nfa_correlation(
+    model: object,
+    X: ArrayLike,
+    *,
+    layers: Sequence[str] | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    return_agop: bool = False,
+) -> dict[str, dict[str, Any]]:
     """Feature-ansatz correlation of each conv layer of a torch CNN.
 
     Parameters
     ----------
     model : torch.nn.Module
         Maps image batches to outputs ``(n, n_outputs)`` (e.g. logits); put
-        in eval mode while measuring (then restored).
-    X : array-like or torch.Tensor of shape (n, C, H, W)
+        in eval mode while measuring (then restored). It is called on batches
+        shaped like ``X``, in the dtype of its parameters.
+    X : array-like or torch.Tensor of shape (n, C, H, W), (n, H, W) or flat (n, d)
         Images over which the AGOP is averaged.
     layers : None or list of str
         Conv2d layer names (``model.named_modules()``); None takes all.
     batch_size : int, default=64
+        Images per forward and backward pass.
     device : str, torch.device or None
         Where to run; None uses the model's device.
     return_agop : bool, default=False
@@ -145,6 +165,10 @@ def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return
         "cosine": cos(W^T W, G)}}``: Pearson correlations over entries, and the uncentred
         cosine that the authors' code reports; plus ``"agop"`` and ``"filter_covariance"``
         (numpy arrays) when ``return_agop``.
+
+    See Also
+    --------
+    matrix_cosine_similarity, pearson_matrix_correlation : the measures it reports.
 
     Examples
     --------
@@ -160,39 +184,23 @@ def nfa_correlation(model, X, *, layers=None, batch_size=64, device=None, return
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     convs = _conv_layers(model, layers)
-    params = list(model.parameters())
-    if device is None:
-        device = params[0].device if params else torch.device("cpu")
-    else:
-        device = resolve_device(device)
-    images = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
-    if images.is_complex():
-        raise ValueError("X is complex; nfa_correlation measures real-valued CNNs: pass real images.")
-    if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"X must be a non-empty batch (n, C, H, W), got shape {tuple(images.shape)}.")
-    if not torch.isfinite(images).all():
-        raise ValueError("X contains NaN or infinity.")
-    dtype = params[0].dtype if params else torch.float32
+    probe = ModelProbe(model, X, device=device, layers=convs)
+    images = probe.images
     agops = {name: None for name in convs}
-    was_training = model.training
-    model.eval()
-    try:
-        with _PatchInputs(convs) as probe, torch.enable_grad():
-            for start in range(0, images.shape[0], batch_size):
-                batch = images[start : start + batch_size].to(device, dtype)
-                outputs = model(batch).reshape(batch.shape[0], -1)
-                names = list(probe.patches)
-                for c in range(outputs.shape[1]):
-                    grads = torch.autograd.grad(outputs[:, c].sum(), [probe.patches[n] for n in names],
-                                                retain_graph=c < outputs.shape[1] - 1, allow_unused=True)
-                    for name, grad in zip(names, grads):
-                        if grad is None:
-                            continue
-                        flat = grad.reshape(-1, grad.shape[-1]).double()
-                        update = flat.T @ flat
-                        agops[name] = update if agops[name] is None else agops[name] + update
-    finally:
-        model.train(was_training)
+    with probe, probe.capture(capture=_patch_inputs, detach=False) as patches, torch.enable_grad():
+        for batch in iter_batches(images.shape[0], batch_size):
+            x = images[batch]
+            outputs = probe.output(x, grad=True).reshape(x.shape[0], -1)
+            names = list(patches.outputs)
+            for c in range(outputs.shape[1]):
+                grads = torch.autograd.grad(outputs[:, c].sum(), [patches.outputs[n] for n in names],
+                                            retain_graph=c < outputs.shape[1] - 1, allow_unused=True)
+                for name, grad in zip(names, grads):
+                    if grad is None:
+                        continue
+                    flat = grad.reshape(-1, grad.shape[-1]).double()
+                    update = flat.T @ flat
+                    agops[name] = update if agops[name] is None else agops[name] + update
     result = {}
     for name, conv in convs.items():
         if agops[name] is None or not agops[name].abs().max() > 0:

@@ -13,130 +13,42 @@ scalars are kept, so memory is bounded by the batch, and the confidence interval
 bootstrap over images of these scalars.
 """
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-from ..nn._diffeo import matched_noise, random_deform
-from ..utils import check_images, make_generator, resolve_device, seed_from_random_state
+from ..nn import matched_noise, random_deform
+from ..utils import make_generator
 from ..utils._docs import fill_docstring
-from ._probes import LayerCapture, as_batch_function
+from ..utils._torch import seed_from_random_state
+from ._probes import ModelProbe
 
 __all__ = ["relative_stability", "diffeo_sensitivity", "noise_sensitivity", "layerwise_sensitivity"]
 
 _QUANTITIES = ("D", "G", "R")
 
 
-# ----------------------------------------------------------------------------------------------
-# Model access: every representation is read through the shared probes.
-# ----------------------------------------------------------------------------------------------
-def _capture_target(model):
-    """The torch module whose sub-modules can be hooked, or None."""
-    if isinstance(model, torch.nn.Module):
-        return model
-    module = getattr(model, "module_", None)  # fitted skphase estimators keep their network here
-    return module if isinstance(module, torch.nn.Module) else None
+class _SquaredDistances(NamedTuple):
+    """Per-image squared distances of one representation ``f``, in the order every step keeps.
 
-
-def _layered_target(model, layers):
-    """:func:`_capture_target`, refusing a layer selection on a model without hookable layers."""
-    capture = _capture_target(model)
-    if capture is None and layers is not None:
-        raise TypeError(
-            f"Cannot read layers {layers!r} of a {type(model).__name__}: layer-wise measurements need a "
-            "torch nn.Module or a fitted estimator with a torch model in `module_`."
-        )
-    return capture
-
-
-def _module_device(model, device):
-    if device is not None or not isinstance(model, torch.nn.Module):
-        return resolve_device(device) if device is not None else None
-    tensors = list(model.parameters()) + list(model.buffers())
-    return tensors[0].device if tensors else torch.device("cpu")
-
-
-class _Representations:
-    """Calls a model on a batch and returns ``{name: (b, d) tensor}`` for the requested representations."""
-
-    def __init__(self, model, *, layers, include_input, include_output, input_ndim, device):
-        self.input_ndim = input_ndim
-        self.include_input = include_input
-        self.include_output = include_output
-        self.device = _module_device(model, device)
-        # as_batch_function puts modules in eval mode; remember the mode to give it back afterwards.
-        self._module = _capture_target(model)
-        self._was_training = getattr(self._module, "training", False)
-        self.fn = as_batch_function(model, device=self.device) if isinstance(model, torch.nn.Module) else (
-            as_batch_function(model)
-        )
-        self.capture_module = None
-        if layers is not False:
-            self.capture_module = _capture_target(model)
-            if self.capture_module is None and layers is not None:
-                raise TypeError(
-                    f"Cannot read layers {layers!r} of a {type(model).__name__}: layer-wise measurements need a "
-                    "torch nn.Module or a fitted estimator with a torch model in `module_`; pass layers=False "
-                    "to measure the output only."
-                )
-        if layers is None and self.capture_module is not None:
-            layers = _default_layers(self.capture_module)
-        self.layers = layers
-        self.max_batch = getattr(model, "batch_size", None) if not isinstance(model, torch.nn.Module) else None
-
-    def restore(self):
-        if self._was_training:
-            self._module.train(True)
-
-    def _as_model_input(self, batch):
-        # The model sees batches shaped like the X it was given (flat stays flat).
-        if self.input_ndim == 2:
-            return batch.flatten(1)
-        if self.input_ndim == 3 and batch.shape[1] == 1:
-            return batch[:, 0]
-        return batch
-
-    def __call__(self, batch):
-        reps = {}
-        if self.include_input:
-            reps["input"] = batch
-        if self.capture_module is None:
-            reps["output"] = self.fn(self._as_model_input(batch))
-            return {name: _flat(t) for name, t in reps.items()}
-        with LayerCapture(self.capture_module, self.layers) as capture:
-            out = self.fn(self._as_model_input(batch))
-        for name in capture.layers:
-            if name not in capture.outputs:
-                raise RuntimeError(f"Layer {name!r} was not called during the forward pass; it cannot be measured.")
-            value = capture.outputs[name]
-            if value.shape[0] != batch.shape[0]:
-                raise RuntimeError(
-                    f"Layer {name!r} recorded {value.shape[0]} samples for a batch of {batch.shape[0]}: the model "
-                    "splits batches internally; pass a batch_size no larger than the model's own."
-                )
-            reps[name] = value
-        if self.include_output:
-            reps["output"] = out
-        return {name: _flat(t) for name, t in reps.items()}
-
-
-def _default_layers(module):
-    """The blocks flagged ``is_representation_layer`` when a model has any, else None (every Conv/Linear).
-
-    A skphase network's blocks contain their own convolutions; measuring the blocks, not the
-    convolutions inside them, is what a layer-by-layer study of such a network means.
+    Each field is one value per image (a tensor while a batch is measured, then arrays over all
+    images).
     """
-    flagged = any(getattr(sub, "is_representation_layer", False) for sub in module.modules())
-    return (lambda name, sub: getattr(sub, "is_representation_layer", False)) if flagged else None
 
-
-def _flat(t):
-    t = t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t))
-    t = t.reshape(t.shape[0], -1)
-    if t.is_complex():
-        t = torch.view_as_real(t).flatten(1)
-    return t
+    #: ``||f(tau x) - f(x)||^2``, averaged over the repeats: the numerator of D.
+    deformation: object
+    #: ``||f(x + eta) - f(x)||^2``, averaged over the repeats: the numerator of G.
+    noise: object
+    #: ``||f(x) - f(z)||^2`` for the random partner ``z`` of ``x``: the denominator of D and G.
+    pair: object
+    #: ``||f(x)||^2``: the scale against which ``pair`` counts as numerically zero.
+    norm: object
 
 
 def _sq_norm(t):
@@ -175,29 +87,33 @@ def _bootstrap_ratio(num, den, n_bootstraps, confidence, rng, chunk=64):
     return tuple(float(v) for v in np.nanquantile(ratios, [alpha, 1 - alpha]))
 
 
-def _summarise(name, d, g, p, s, *, n_bootstraps, confidence, rng, on_degenerate):
-    """One table row from per-image squared distances (diffeo d, noise g, pairs p, norms s)."""
-    row = {"layer": name, "n_images": int(d.shape[0])}
-    pair, scale = p.sum(), s.sum()
+def _summarise(name, distances, *, n_bootstraps, confidence, rng, on_degenerate):
+    """One table row from the :class:`_SquaredDistances` of a representation over all images."""
+    row = {"layer": name, "n_images": int(distances.pair.shape[0])}
+    pair, scale = distances.pair.sum(), distances.norm.sum()
     # A representation that (numerically) does not vary over the inputs leaves D and G as 0/0.
     if pair <= 1e-12 * scale or pair == 0:
         message = (
             f"Representation {name!r} is constant over the inputs (mean distance between random pairs "
-            f"{pair / max(len(p), 1):.3g}): D, G and R are 0/0 and undefined."
+            f"{pair / max(len(distances.pair), 1):.3g}): D, G and R are 0/0 and undefined."
         )
         if on_degenerate == "raise":
             raise ValueError(message + " Measure a representation that depends on its input.")
         warnings.warn(message + " Its row is NaN.", RuntimeWarning, stacklevel=4)
         return {**row, **{f"{q}{suffix}": np.nan for q in _QUANTITIES for suffix in ("", "_low", "_high")}}
-    pairs = {"D": (d, p), "G": (g, p), "R": (d, g)}
-    for q, (num, den) in pairs.items():
+    ratios = {
+        "D": (distances.deformation, distances.pair),
+        "G": (distances.noise, distances.pair),
+        "R": (distances.deformation, distances.noise),
+    }
+    for q, (num, den) in ratios.items():
         with np.errstate(divide="ignore", invalid="ignore"):
             row[q] = float(num.sum() / den.sum())
         row[f"{q}_low"], row[f"{q}_high"] = _bootstrap_ratio(num, den, n_bootstraps, confidence, rng)
-    if g.sum() == 0:
+    if distances.noise.sum() == 0:
         warnings.warn(
             f"Representation {name!r} does not change under the matched noise (G = 0): R = D / G is "
-            f"{'infinite' if d.sum() > 0 else 'undefined'}.",
+            f"{'infinite' if distances.deformation.sum() > 0 else 'undefined'}.",
             RuntimeWarning,
             stacklevel=4,
         )
@@ -232,15 +148,10 @@ def _sensitivity_table(
             f"Need n_repeats >= 1, n_bootstraps >= 0 and batch_size >= 2 (random pairs are drawn within a "
             f"batch); got {n_repeats}, {n_bootstraps}, {batch_size}."
         )
-    input_ndim = np.ndim(X) if not isinstance(X, torch.Tensor) else X.ndim
-    images = check_images(X, image_shape=image_shape, min_samples=2)
+    probe = ModelProbe(model, X, image_shape=image_shape, min_samples=2, device=device, layers=layers)
+    images = probe.images
     n = images.shape[0]
-    reps = _Representations(
-        model, layers=layers, include_input=include_input, include_output=include_output,
-        input_ndim=input_ndim, device=device,
-    )
-    if reps.max_batch is not None:
-        batch_size = max(2, min(batch_size, int(reps.max_batch)))
+    batch_size = probe.batch_size(batch_size, minimum=2)
     rng = np.random.default_rng(seed_from_random_state(random_state))
     generator = make_generator(random_state)
     if perturbation is None:
@@ -250,37 +161,35 @@ def _sensitivity_table(
                 interpolation=interpolation, generator=generator,
             )
 
+    def representations(x):
+        return probe.representations(x, include_input=include_input, include_output=include_output)
+
     # Random order, then batches of near-equal size (every batch has >= 2 images for the pairs).
     order = rng.permutation(n)
     n_batches = -(-n // batch_size)
-    stats = {}
-    work_device = reps.device if reps.device is not None else torch.device("cpu")
-    try:
+    parts = {}
+    with probe:
         for chunk in np.array_split(order, n_batches):
-            x = images[torch.from_numpy(chunk)].to(work_device)
-            clean = reps(x)
-            partner = _derangement(len(chunk), rng).to(work_device)
-            acc = {name: [_sq_dist(f, f[partner.to(f.device)]), _sq_norm(f), 0.0, 0.0]
-                   for name, f in clean.items()}
+            x = images[torch.from_numpy(chunk)].to(probe.device)
+            clean = representations(x)
+            partner = _derangement(len(chunk), rng).to(probe.device)
+            batch = {name: {"deformation": 0.0, "noise": 0.0, "pair": _sq_dist(f, f[partner.to(f.device)]),
+                            "norm": _sq_norm(f)} for name, f in clean.items()}
             for _ in range(n_repeats):
                 x_def = perturbation(x, generator)
                 x_noise = x + matched_noise(x, x_def, generator=generator)
                 # One perturbed forward pass at a time: at most two sets of feature maps are alive.
-                for slot, perturbed in ((2, x_def), (3, x_noise)):
-                    for name, f in reps(perturbed).items():
-                        acc[name][slot] = acc[name][slot] + _sq_dist(f, clean[name]) / n_repeats
-            for name, (p, s, d, g) in acc.items():
-                stats.setdefault(name, []).append(
-                    np.stack([t.cpu().numpy() for t in (d, g, p, s)])
+                for field, perturbed in (("deformation", x_def), ("noise", x_noise)):
+                    for name, f in representations(perturbed).items():
+                        batch[name][field] = batch[name][field] + _sq_dist(f, clean[name]) / n_repeats
+            for name, values in batch.items():
+                parts.setdefault(name, []).append(
+                    np.stack([values[field].cpu().numpy() for field in _SquaredDistances._fields])
                 )
-    finally:
-        reps.restore()
     rows = []
-    for name, parts in stats.items():
-        d, g, p, s = np.concatenate(parts, axis=1)
-        rows.append(_summarise(
-            name, d, g, p, s, n_bootstraps=n_bootstraps, confidence=confidence, rng=rng, on_degenerate=on_degenerate,
-        ))
+    for name, stacks in parts.items():
+        rows.append(_summarise(name, _SquaredDistances(*np.concatenate(stacks, axis=1)), n_bootstraps=n_bootstraps,
+                               confidence=confidence, rng=rng, on_degenerate=on_degenerate))
     return rows
 
 
@@ -306,38 +215,40 @@ _COMMON_DOC = """
     n_bootstraps : int, default=1000
         Resamplings of the images for the confidence intervals (0: no intervals).
     confidence : float, default=0.95
+        Level of the bootstrap confidence intervals.
     image_shape : tuple, optional
         ``(C, H, W)`` of flat input rows.
 """
 
 
 def relative_stability(
-    model,
-    X,
+    model: object,
+    X: ArrayLike,
     *,
-    perturbation=None,
-    cutoff=3,
-    temperature=None,
-    displacement=None,
-    interpolation="bilinear",
-    n_repeats=1,
-    batch_size=128,
-    device=None,
-    random_state=None,
-    n_bootstraps=1000,
-    confidence=0.95,
-    image_shape=None,
-):
+    perturbation: Callable | None = None,
+    cutoff: int = 3,
+    temperature: float | None = None,
+    displacement: float | None = None,
+    interpolation: str = "bilinear",
+    n_repeats: int = 1,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+    random_state: int | np.random.RandomState | None = None,
+    n_bootstraps: int = 1000,
+    confidence: float = 0.95,
+    image_shape: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
     """Diffeomorphism sensitivity D, noise sensitivity G and relative stability R = D / G of a model.
 
     Parameters
     ----------
     model : torch.nn.Module, fitted transformer or pipeline (prefix), or callable
-        Read through :func:`skphase.metrics._probes.as_batch_function`; it is called on batches
+        Read through :func:`skphase.metrics.as_batch_function`; it is called on batches
         shaped like ``X`` (flat rows stay flat).
     X : array-like or torch.Tensor
         Test images ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` with ``image_shape``; n >= 2.
     {common}
+
     Returns
     -------
     dict
@@ -348,6 +259,11 @@ def relative_stability(
     ------
     ValueError
         If the representation is constant over the inputs (D and G would be 0/0).
+
+    See Also
+    --------
+    diffeo_sensitivity, noise_sensitivity : D and G alone.
+    layerwise_sensitivity : the same at every layer of a model.
 
     Examples
     --------
@@ -366,10 +282,27 @@ def relative_stability(
     return row
 
 
-def diffeo_sensitivity(model, X, **kwargs):
+def diffeo_sensitivity(model: object, X: ArrayLike, **kwargs: Any) -> float:
     """``D_f``: mean squared change under random diffeomorphisms, over that between random pairs.
 
-    Same parameters as :func:`relative_stability`; returns a float.
+    Parameters
+    ----------
+    model : torch.nn.Module, fitted transformer or pipeline (prefix), or callable
+        The model, as in :func:`relative_stability`.
+    X : array-like or torch.Tensor
+        Test images, as in :func:`relative_stability`.
+    **kwargs
+        The keyword arguments of :func:`relative_stability`.
+
+    Returns
+    -------
+    float
+        ``D``, the sensitivity to diffeomorphisms.
+
+    See Also
+    --------
+    relative_stability : D, G and their ratio R with confidence intervals.
+    noise_sensitivity : the sensitivity to the matched noise, G.
 
     Examples
     --------
@@ -383,46 +316,71 @@ def diffeo_sensitivity(model, X, **kwargs):
     return relative_stability(model, X, **kwargs)["D"]
 
 
-def noise_sensitivity(model, X, **kwargs):
+def noise_sensitivity(model: object, X: ArrayLike, **kwargs: Any) -> float:
     """``G_f``: mean squared change under the matched noise, over that between random pairs.
 
-    Same parameters as :func:`relative_stability`; returns a float.
+    Parameters
+    ----------
+    model : torch.nn.Module, fitted transformer or pipeline (prefix), or callable
+        The model, as in :func:`relative_stability`.
+    X : array-like or torch.Tensor
+        Test images, as in :func:`relative_stability`.
+    **kwargs
+        The keyword arguments of :func:`relative_stability`.
+
+    Returns
+    -------
+    float
+        ``G``, the sensitivity to matched noise.
+
+    See Also
+    --------
+    relative_stability : D, G and their ratio R with confidence intervals.
+    diffeo_sensitivity : the sensitivity to diffeomorphisms, D.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.metrics import noise_sensitivity
+    >>> X = torch.rand(32, 1, 16, 16)
+    >>> noise_sensitivity(torch.nn.Identity(), X, random_state=0, n_bootstraps=0) > 0
+    True
     """
     return relative_stability(model, X, **kwargs)["G"]
 
 
 def layerwise_sensitivity(
-    model,
-    X,
+    model: object,
+    X: ArrayLike,
     *,
-    layers=None,
-    include_input=True,
-    include_output=False,
-    perturbation=None,
-    cutoff=3,
-    temperature=None,
-    displacement=None,
-    interpolation="bilinear",
-    n_repeats=1,
-    batch_size=128,
-    device=None,
-    random_state=None,
-    n_bootstraps=1000,
-    confidence=0.95,
-    image_shape=None,
-):
+    layers: Sequence[str] | str | Callable | None = None,
+    include_input: bool = True,
+    include_output: bool = False,
+    perturbation: Callable | None = None,
+    cutoff: int = 3,
+    temperature: float | None = None,
+    displacement: float | None = None,
+    interpolation: str = "bilinear",
+    n_repeats: int = 1,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+    random_state: int | np.random.RandomState | None = None,
+    n_bootstraps: int = 1000,
+    confidence: float = 0.95,
+    image_shape: tuple[int, ...] | None = None,
+) -> list[dict[str, Any]]:
     """D, G and R at every layer of a model, as a tidy table (one dict per representation).
 
     Parameters
     ----------
     model : torch.nn.Module, fitted estimator with a torch ``module_``, or any other model
-        Layers are read with :class:`skphase.metrics._probes.LayerCapture` on the module (for a
+        Layers are read with :class:`skphase.metrics.LayerCapture` on the module (for a
         fitted skphase estimator, on ``model.module_`` while its ``transform`` runs, so each block
         of a ``ScatteringPhaseCollapse`` is measured). Other models give the input and output rows.
     X : array-like or torch.Tensor
         Test images; see :func:`relative_stability`.
     layers : None, list of str or callable
-        As in :func:`skphase.metrics._probes.resolve_layers`. None takes the blocks flagged
+        As in :func:`skphase.metrics.resolve_layers`. None takes the blocks flagged
         ``is_representation_layer`` when the model has any (the blocks of a skphase network), else
         every Conv/Linear layer.
     include_input : bool, default=True
@@ -430,12 +388,18 @@ def layerwise_sensitivity(
     include_output : bool, default=False
         Add a row ``"output"`` for what the model returns (always present for models without layers).
     {common}
+
     Returns
     -------
     list of dict
         One row per representation in forward order, keys as in :func:`relative_stability`
         (``pandas.DataFrame(rows)`` makes a data frame). A representation constant over the
         inputs gets NaN values and a ``RuntimeWarning``.
+
+    See Also
+    --------
+    relative_stability : the same on the output of a model only.
+    layerwise_class_separation : the class separation of every layer.
 
     Examples
     --------
@@ -445,10 +409,9 @@ def layerwise_sensitivity(
     >>> [row["layer"] for row in rows]
     ['input', '0', '2']
     """
-    capture = _layered_target(model, layers)
     return _sensitivity_table(
-        model, X, layers=layers if capture is not None else False, include_input=include_input,
-        include_output=include_output or capture is None, perturbation=perturbation, cutoff=cutoff,
+        model, X, layers=layers, include_input=include_input, include_output=include_output,
+        perturbation=perturbation, cutoff=cutoff,
         temperature=temperature, displacement=displacement, interpolation=interpolation, n_repeats=n_repeats,
         batch_size=batch_size, device=device, random_state=random_state, n_bootstraps=n_bootstraps,
         confidence=confidence, image_shape=image_shape, on_degenerate="warn",

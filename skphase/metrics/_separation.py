@@ -16,14 +16,19 @@ than ``probe_features`` are compressed for the probe by a count sketch (feature 
 keeps inner products in expectation and the Gram matrix at ``probe_features^2``.
 """
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-from ..utils import check_images, iter_batches, seed_from_random_state
 from ..utils._docs import fill_docstring
-from ._sensitivity import _layered_target, _Representations
+from ..utils._torch import iter_batches, seed_from_random_state
+from ._probes import ModelProbe
 
 __all__ = ["separation_scores", "class_separation", "layerwise_class_separation"]
 
@@ -141,14 +146,14 @@ class _SeparationAccumulator:
 
 
 def _separation_table(model, X, y, *, X_test, y_test, layers, include_input, include_output, probe_alpha,
-                      probe_features, batch_size, device, random_state, image_shape, dtype=torch.float32):
+                      probe_features, batch_size, device, random_state, image_shape):
     if not (probe_alpha >= 0 and np.isfinite(probe_alpha)) or probe_features < 1 or batch_size < 1:
         raise ValueError(
             f"Need a finite probe_alpha >= 0, probe_features >= 1 and batch_size >= 1; got {probe_alpha}, "
             f"{probe_features}, {batch_size}."
         )
-    input_ndim = np.ndim(X) if not isinstance(X, torch.Tensor) else X.ndim
-    images = check_images(X, image_shape=image_shape, min_samples=2, dtype=dtype)
+    probe = ModelProbe(model, X, image_shape=image_shape, min_samples=2, device=device, layers=layers)
+    images = probe.images
     y = _check_labels(y, images.shape[0])
     classes, codes = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
@@ -160,11 +165,7 @@ def _separation_table(model, X, y, *, X_test, y_test, layers, include_input, inc
     else:
         if y_test is None:
             raise ValueError("X_test needs its labels y_test.")
-        test_images = check_images(X_test, image_shape=image_shape, name="X_test", dtype=dtype)
-        if test_images.shape[1:] != images.shape[1:]:
-            raise ValueError(
-                f"X_test images {tuple(test_images.shape[1:])} differ from X's {tuple(images.shape[1:])}."
-            )
+        test_images = probe.check_images(X_test, name="X_test")
         y_test = _check_labels(y_test, test_images.shape[0], "y_test")
         unseen = np.setdiff1d(y_test, classes)
         if unseen.size:
@@ -172,39 +173,42 @@ def _separation_table(model, X, y, *, X_test, y_test, layers, include_input, inc
                 f"y_test has labels {unseen.tolist()[:10]} that y does not; a class mean needs training data."
             )
         test_codes = np.searchsorted(classes, y_test)
-    reps = _Representations(model, layers=layers, include_input=include_input, include_output=include_output,
-                            input_ndim=input_ndim, device=device)
-    if reps.max_batch is not None:
-        batch_size = min(batch_size, int(reps.max_batch))
+    batch_size = probe.batch_size(batch_size)
+
+    def representations(x):
+        return probe.representations(x.to(probe.device), include_input=include_input, include_output=include_output)
+
     rng = np.random.default_rng(seed_from_random_state(random_state))
-    work_device = reps.device if reps.device is not None else torch.device("cpu")
     accumulators, rows = {}, {}
     codes, test_codes = torch.as_tensor(codes), torch.as_tensor(test_codes)
-    try:
+    with probe:
         for batch in iter_batches(images.shape[0], batch_size):
-            for name, f in reps(images[batch].to(work_device)).items():
+            for name, f in representations(images[batch]).items():
                 if name not in accumulators:
                     accumulators[name] = _SeparationAccumulator(len(classes), probe_features, probe_alpha, rng)
-                acc = accumulators[name]
-                acc.fit_batch(f, codes[batch])
+                accumulators[name].fit_batch(f, codes[batch])
         for name, acc in accumulators.items():
             rows[name] = {"layer": name, "n_images": int(images.shape[0]), **acc.finalise(name), "ncm": 0, "probe": 0}
         for batch in iter_batches(test_images.shape[0], batch_size):
-            for name, f in reps(test_images[batch].to(work_device)).items():
-                ncm, probe = accumulators[name].score_batch(f, test_codes[batch])
+            for name, f in representations(test_images[batch]).items():
+                ncm, probe_hits = accumulators[name].score_batch(f, test_codes[batch])
                 rows[name]["ncm"] += ncm
-                rows[name]["probe"] += probe
-    finally:
-        reps.restore()
+                rows[name]["probe"] += probe_hits
     n_test = test_images.shape[0]
     out = []
     for row in rows.values():
-        ncm, probe = row.pop("ncm"), row.pop("probe")
-        out.append({**row, "ncm_accuracy": ncm / n_test, "probe_accuracy": probe / n_test})
+        ncm, probe_hits = row.pop("ncm"), row.pop("probe")
+        out.append({**row, "ncm_accuracy": ncm / n_test, "probe_accuracy": probe_hits / n_test})
     return out
 
 
-def separation_scores(features, y, *, probe_alpha=1.0, batch_size=4096):
+def separation_scores(
+    features: ArrayLike,
+    y: ArrayLike,
+    *,
+    probe_alpha: float = 1.0,
+    batch_size: int = 4096,
+) -> dict[str, Any]:
     """The four separation measures of a feature matrix (resubstitution accuracies).
 
     Parameters
@@ -212,14 +216,21 @@ def separation_scores(features, y, *, probe_alpha=1.0, batch_size=4096):
     features : array-like of shape (n, d) or (n, ...)
         One representation per sample (flattened); complex values count as two real features.
     y : array-like of shape (n,)
+        Class labels, at least 2 classes.
     probe_alpha : float, default=1.0
         Ridge penalty of the linear probe.
     batch_size : int, default=4096
+        Samples per block of the computations; bounds memory.
 
     Returns
     -------
     dict
         ``n_features, fisher_ratio, calinski_harabasz, ncm_accuracy, probe_accuracy``.
+
+    See Also
+    --------
+    class_separation : the same measures on the output of a model.
+    layerwise_class_separation : the same at every layer of a model.
 
     Examples
     --------
@@ -242,12 +253,12 @@ def separation_scores(features, y, *, probe_alpha=1.0, batch_size=4096):
         raise ValueError(f"features must have shape (n, d) with n, d >= 1, got {tuple(features.shape)}.")
     if features.is_complex():
         features = torch.view_as_real(features)
-    features = features.reshape(features.shape[0], -1)
+    # float64 features keep their precision through the probe (see _probes.input_dtype).
+    features = features.reshape(features.shape[0], -1).to(torch.float64)
     (row,) = _separation_table(
         lambda batch: batch, features.reshape(features.shape[0], 1, 1, -1), y, X_test=None, y_test=None,
         layers=False, include_input=False, include_output=True, probe_alpha=probe_alpha,
         probe_features=features.shape[1], batch_size=batch_size, device=None, random_state=0, image_shape=None,
-        dtype=torch.float64,
     )
     row.pop("layer")
     row.pop("n_images")
@@ -272,24 +283,42 @@ _COMMON_DOC = """    X_test, y_test : optional
 """
 
 
-def class_separation(model, X, y, *, X_test=None, y_test=None, probe_alpha=1.0, probe_features=1024,
-                     batch_size=256, device=None, random_state=None, image_shape=None):
+def class_separation(
+    model: object,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    X_test: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+    probe_alpha: float = 1.0,
+    probe_features: int = 1024,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    random_state: int | np.random.RandomState | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
     """Class separation of a model's output.
 
     Parameters
     ----------
     model : torch.nn.Module, fitted transformer or pipeline (prefix), or callable
-        Read through :func:`skphase.metrics._probes.as_batch_function`, on batches shaped like ``X``.
+        Read through :func:`skphase.metrics.as_batch_function`, on batches shaped like ``X``.
     X : array-like or torch.Tensor
         Images ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` with ``image_shape``.
     y : array-like of shape (n,)
         Labels, at least 2 classes.
     {common}
+
     Returns
     -------
     dict
         ``layer ("output"), n_images, n_features, fisher_ratio, calinski_harabasz, ncm_accuracy,
         probe_accuracy``.
+
+    See Also
+    --------
+    layerwise_class_separation : the same at every layer of a model.
+    separation_scores : the same on a feature matrix.
 
     Examples
     --------
@@ -307,30 +336,53 @@ def class_separation(model, X, y, *, X_test=None, y_test=None, probe_alpha=1.0, 
     return row
 
 
-def layerwise_class_separation(model, X, y, *, layers=None, include_input=True, include_output=False, X_test=None,
-                               y_test=None, probe_alpha=1.0, probe_features=1024, batch_size=256, device=None,
-                               random_state=None, image_shape=None):
+def layerwise_class_separation(
+    model: object,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    layers: Sequence[str] | str | Callable | None = None,
+    include_input: bool = True,
+    include_output: bool = False,
+    X_test: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+    probe_alpha: float = 1.0,
+    probe_features: int = 1024,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    random_state: int | np.random.RandomState | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> list[dict[str, Any]]:
     """Class separation at every layer of a model, as a tidy table (one dict per representation).
 
     Parameters
     ----------
     model : torch.nn.Module, fitted estimator with a torch ``module_``, or any other model
-        Layers are read through :class:`skphase.metrics._probes.LayerCapture` (on ``model.module_``
+        Layers are read through :class:`skphase.metrics.LayerCapture` (on ``model.module_``
         while the estimator's ``transform`` runs, for fitted skphase estimators); other models give
         the input and output rows.
-    X, y : images and labels, as in :func:`class_separation`.
+    X : array-like or torch.Tensor
+        Images ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` with ``image_shape``.
+    y : array-like of shape (n,)
+        Labels, at least 2 classes.
     layers : None, list of str or callable
         None takes the blocks flagged ``is_representation_layer`` when the model has any, else
-        every Conv/Linear layer (see :func:`skphase.metrics._probes.resolve_layers`).
+        every Conv/Linear layer (see :func:`skphase.metrics.resolve_layers`).
     include_input : bool, default=True
         Add a row ``"input"`` for the images themselves.
     include_output : bool, default=False
         Add a row ``"output"`` for what the model returns.
     {common}
+
     Returns
     -------
     list of dict
         One row per representation, keys as in :func:`class_separation`.
+
+    See Also
+    --------
+    class_separation : the same on the output of a model only.
+    layerwise_sensitivity : the stability of every layer.
 
     Examples
     --------
@@ -340,10 +392,9 @@ def layerwise_class_separation(model, X, y, *, layers=None, include_input=True, 
     >>> [row["layer"] for row in layerwise_class_separation(net, X, y)]
     ['input', '0', '2']
     """
-    capture = _layered_target(model, layers)
     return _separation_table(
-        model, X, y, X_test=X_test, y_test=y_test, layers=layers if capture is not None else False,
-        include_input=include_input, include_output=include_output or capture is None, probe_alpha=probe_alpha,
+        model, X, y, X_test=X_test, y_test=y_test, layers=layers,
+        include_input=include_input, include_output=include_output, probe_alpha=probe_alpha,
         probe_features=probe_features, batch_size=batch_size, device=device, random_state=random_state,
         image_shape=image_shape,
     )

@@ -3,21 +3,28 @@
 Measures from Leterme, Polisano, Perrier, Alahari, "On the shift invariance of
 max pooling feature maps in convolutional neural networks" (arXiv 2209.11740),
 written for any representation: a torch module, a fitted transformer or
-pipeline prefix, or a callable (through :func:`skphase.metrics._probes.as_batch_function`).
+pipeline prefix, or a callable (through :class:`skphase.metrics._probes.ModelProbe`, so the
+model gets batches shaped like ``X``: a pipeline fitted on flat rows gets shifted flat rows).
 """
+
+from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import ArrayLike
 
-from ..filters._packets import dtcwpt_packet_info
-from ..filters._qshift import packet_filters_1d
-from ..nn._dtcwpt import dtcwpt_pool
-from ..utils import check_images, iter_batches, resolve_device
-from ._probes import as_batch_function
+from ..filters import dtcwpt_packet_info, packet_filters_1d
+from ..nn import dtcwpt_pool
+from ..utils import resolve_device
+from ..utils._images import check_images
+from ..utils._torch import iter_batches
+from ._probes import ModelProbe, input_dtype
 
 __all__ = [
     "shift_images",
@@ -31,13 +38,15 @@ __all__ = [
 _ONE_PIXEL = ((0, 1), (1, 0), (0, -1), (-1, 0))
 
 
-def shift_images(X, shift, *, mode="circular"):
+def shift_images(X: torch.Tensor, shift: tuple[float, float], *, mode: str = "circular") -> torch.Tensor:
     """Translate images by ``shift = (dy, dx)`` pixels (down, right), integer or sub-pixel.
 
     Parameters
     ----------
     X : torch.Tensor of shape (n, C, H, W)
+        The images.
     shift : tuple of 2 floats
+        ``(dy, dx)`` in pixels, down and right.
     mode : {"circular", "zero"}, default="circular"
         "circular": periodic images; integer shifts roll, sub-pixel shifts are
         band-limited (Fourier phase ramp). "zero": pixels shifted in are zero;
@@ -46,6 +55,11 @@ def shift_images(X, shift, *, mode="circular"):
     Returns
     -------
     torch.Tensor of the shape and dtype of ``X``
+        The shifted images.
+
+    See Also
+    --------
+    shift_sensitivity, mean_flip_rate : the measurements that shift images with it.
 
     Examples
     --------
@@ -90,15 +104,6 @@ def shift_images(X, shift, *, mode="circular"):
     return out.reshape(X.shape)
 
 
-def _images(X, model=None):
-    """Validated CPU images: float64 kept when given, unless a torch module holds other floats."""
-    dtype = torch.float64 if getattr(X, "dtype", None) in (np.float64, torch.float64) else torch.float32
-    if isinstance(model, torch.nn.Module):
-        floats = [t.dtype for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-        dtype = floats[0] if floats else dtype
-    return check_images(X, dtype=dtype)
-
-
 def _grouped(output, n_channels):
     """``(n, n_channels, -1)`` view of a representation, channels on axis 1."""
     output = output.reshape(output.shape[0], -1) if output.ndim == 2 else output
@@ -136,8 +141,16 @@ def _check_shifts(shifts):
     return pairs
 
 
-def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channels=None, batch_size=128,
-                      device=None):
+def shift_sensitivity(
+    model: object,
+    X: ArrayLike,
+    *,
+    shifts: Sequence[tuple[float, float]] = _ONE_PIXEL,
+    mode: str = "circular",
+    n_channels: int | None = None,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
     """Relative change of a representation when its input is shifted.
 
     For each shift ``u``, ``r(u) = sqrt(sum_x ||f(tau_u x) - f(x)||^2 / sum_x ||f(x)||^2)``
@@ -147,8 +160,10 @@ def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channel
     Parameters
     ----------
     model : torch.nn.Module, fitted transformer, pipeline prefix or callable
-        See :func:`skphase.metrics._probes.as_batch_function`.
+        See :func:`skphase.metrics.as_batch_function`; it is called on batches shaped
+        like ``X`` (flat rows stay flat).
     X : array-like or torch.Tensor of shape (n, C, H, W), (n, H, W) or (n, d)
+        The images.
     shifts : sequence of (dy, dx), default=the four one-pixel shifts
         Integer or sub-pixel.
     mode : {"circular", "zero"}, default="circular"
@@ -158,6 +173,7 @@ def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channel
         features). None: axis 1 for outputs with >= 3 axes, else the model's
         ``output_shape_[0]`` when it has one, else 1.
     batch_size : int, default=128
+        Images per call of the model; bounds memory.
     device : str, torch.device or None
         For torch modules; None uses the module's own device.
 
@@ -168,6 +184,11 @@ def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channel
         ``per_channel`` (n_channels,) averaged over shifts, ``per_shift_channel``
         (n_shifts, n_channels).
 
+    See Also
+    --------
+    mean_flip_rate : how often a classifier's prediction changes.
+    shift_images : the shifts applied.
+
     Examples
     --------
     >>> import torch
@@ -175,8 +196,7 @@ def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channel
     >>> shift_sensitivity(lambda b: b.mean(dim=(2, 3)), x)["overall"] < 1e-6
     True
     """
-    f = as_batch_function(model, device=None if device is None else resolve_device(device))
-    images = _images(X, model)
+    probe = ModelProbe(model, X, device=device)
     shifts = _check_shifts(shifts)
     if n_channels is None:
         shape = getattr(model, "output_shape_", None)
@@ -185,16 +205,15 @@ def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channel
         raise ValueError(f"n_channels must be a positive integer (channels of the representation), "
                          f"got {n_channels!r}.")
     change = norm = None
-    for batch in iter_batches(images.shape[0], batch_size):
-        x = images[batch]
-        ref = _grouped(_as_float(f(x)), n_channels)
-        diffs = torch.stack(
-            [(_grouped(_as_float(f(shift_images(x, u, mode=mode))), n_channels) - ref).pow(2).sum((0, 2))
-             for u in shifts]
-        ).cpu()
-        energy = ref.pow(2).sum((0, 2)).cpu()
-        change = diffs if change is None else change + diffs
-        norm = energy if norm is None else norm + energy
+    with probe:
+        for batch in iter_batches(probe.images.shape[0], batch_size):
+            x = probe.images[batch].to(probe.device)
+            ref = _grouped(_as_float(probe.output(x)), n_channels)
+            shifted = (_grouped(_as_float(probe.output(shift_images(x, u, mode=mode))), n_channels) for u in shifts)
+            diffs = torch.stack([(out - ref).pow(2).sum((0, 2)) for out in shifted]).cpu()
+            energy = ref.pow(2).sum((0, 2)).cpu()
+            change = diffs if change is None else change + diffs
+            norm = energy if norm is None else norm + energy
     tiny = torch.finfo(torch.float64).tiny
     per_shift_channel = torch.sqrt(change / norm.clamp_min(tiny))
     per_shift = torch.sqrt(change.sum(1) / norm.sum().clamp_min(tiny))
@@ -206,7 +225,13 @@ def shift_sensitivity(model, X, *, shifts=_ONE_PIXEL, mode="circular", n_channel
     }
 
 
-def maxpool_modulus_error(X, *, J=3, batch_size=64, device="cpu"):
+def maxpool_modulus_error(
+    X: ArrayLike,
+    *,
+    J: int = 3,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Normalised squared error between the max-pool and modulus paths, per DT-CWPT channel.
 
     ``e_c = sum ||MaxPool((x * Re W_c) sub-sampled by m) - |x * W_c| sub-sampled by 2m||^2
@@ -218,8 +243,11 @@ def maxpool_modulus_error(X, *, J=3, batch_size=64, device="cpu"):
     X : array-like or torch.Tensor of shape (n, C, H, W)
         H and W divisible by ``2**J``.
     J : int, default=3
+        Number of packet levels.
     batch_size : int, default=64
+        Images per transform; bounds memory.
     device : str or torch.device, default="cpu"
+        Where the transforms run.
 
     Returns
     -------
@@ -227,13 +255,18 @@ def maxpool_modulus_error(X, *, J=3, batch_size=64, device="cpu"):
         Compare ``sqrt(e_c)`` with ``gamma_q(m * xi_c)``
         (:func:`skphase.filters.dtcwpt_packet_info` gives ``xi_c``).
 
+    See Also
+    --------
+    dtcwpt_gamma : its prediction from the filters alone.
+    skphase.nn.dtcwpt_pool : the two paths compared.
+
     Examples
     --------
     >>> import torch
     >>> maxpool_modulus_error(torch.randn(2, 1, 32, 32), J=2).shape
     (32,)
     """
-    images = _images(X)
+    images = check_images(X, dtype=input_dtype(X))
     dev = resolve_device(device)
     error = norm = 0.0
     for batch in iter_batches(images.shape[0], batch_size):
@@ -245,7 +278,7 @@ def maxpool_modulus_error(X, *, J=3, batch_size=64, device="cpu"):
     return (error / norm.clamp_min(torch.finfo(torch.float64).tiny)).numpy()
 
 
-def gamma_q(w, q=1):
+def gamma_q(w: ArrayLike, q: int = 1) -> np.ndarray:
     """The predictor ``gamma_q(w)`` of the max-pool vs modulus error (Leterme et al.).
 
     ``gamma_q(w)^2 = 3/2 + 1/(4 pi) sum_i [sin d_i - 8 sin(d_i / 2)]`` where
@@ -264,6 +297,11 @@ def gamma_q(w, q=1):
     Returns
     -------
     ndarray of shape (...)
+        ``gamma_q(w)``, in ``[0, sqrt(3/2)]``.
+
+    See Also
+    --------
+    dtcwpt_gamma : the predictor averaged over the band of each DT-CWPT channel.
 
     Examples
     --------
@@ -285,8 +323,8 @@ def gamma_q(w, q=1):
     return np.sqrt(np.clip(value, 0.0, None))
 
 
-def dtcwpt_gamma(J, *, q=1, X=None, n_freq=256):
-    """gamma_q predictor of every DT-CWPT channel, averaged over the frequencies the channel passes.
+def dtcwpt_gamma(J: int, *, q: int = 1, X: ArrayLike | None = None, n_freq: int = 256) -> np.ndarray:
+    """Predict ``gamma_q`` for every DT-CWPT channel, averaged over the frequencies it passes.
 
     A plane wave of frequency ``w`` gives a max-pool vs modulus squared error of
     exactly ``gamma_q(m w)^2`` on the channel it excites (``m = 2**(J-1)``). A
@@ -298,6 +336,7 @@ def dtcwpt_gamma(J, *, q=1, X=None, n_freq=256):
     Parameters
     ----------
     J : int >= 1
+        Number of packet levels.
     q : int, default=1
         Max-pool half-width (3 x 3 pooling).
     X : array-like of images or None, default=None
@@ -309,6 +348,12 @@ def dtcwpt_gamma(J, *, q=1, X=None, n_freq=256):
     Returns
     -------
     ndarray of shape (2 * 4**J,)
+        The predicted ``sqrt(e_c)`` of :func:`maxpool_modulus_error`, per channel.
+
+    See Also
+    --------
+    gamma_q : the predictor at one frequency.
+    maxpool_modulus_error : the measured error it predicts.
 
     Examples
     --------
@@ -338,31 +383,39 @@ def dtcwpt_gamma(J, *, q=1, X=None, n_freq=256):
     return out
 
 
-def _labels(model, batch):
-    if hasattr(model, "predict"):
-        return torch.as_tensor(np.asarray(model.predict(batch.numpy())))
-    out = as_batch_function(model)(batch) if isinstance(model, torch.nn.Module) else model(batch)
-    out = torch.as_tensor(out).detach().cpu() if not isinstance(out, torch.Tensor) else out.detach().cpu()
-    return out.argmax(dim=1) if out.ndim == 2 and out.is_floating_point() else out
-
-
-def mean_flip_rate(classifier, X, *, shifts=_ONE_PIXEL, mode="circular", batch_size=256):
+def mean_flip_rate(
+    classifier: object,
+    X: ArrayLike,
+    *,
+    shifts: Sequence[tuple[float, float]] = _ONE_PIXEL,
+    mode: str = "circular",
+    batch_size: int = 256,
+) -> float:
     """How often a classifier's prediction changes when the image moves by one pixel.
 
     Parameters
     ----------
     classifier : object with ``predict``, torch module returning scores, or callable
-        A callable may return labels or ``(n, n_classes)`` scores (argmax taken).
+        A callable may return labels or ``(n, n_classes)`` scores (argmax taken). It is called
+        on batches shaped like ``X`` (flat rows stay flat).
     X : array-like or torch.Tensor of images
+        ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)``.
     shifts : sequence of (dy, dx), default=the four one-pixel shifts
+        The ``(dy, dx)`` shifts tried on every image.
     mode : {"circular", "zero"}, default="circular"
+        Boundary of the shifted image, see :func:`shift_images`.
     batch_size : int, default=256
+        Images per call of the classifier.
 
     Returns
     -------
     float
         Fraction of (image, shift) pairs whose predicted label differs from the
         prediction on the unshifted image.
+
+    See Also
+    --------
+    shift_sensitivity : the change of a representation, rather than of a prediction.
 
     Examples
     --------
@@ -371,14 +424,13 @@ def mean_flip_rate(classifier, X, *, shifts=_ONE_PIXEL, mode="circular", batch_s
     >>> mean_flip_rate(lambda b: (b.mean(dim=(1, 2, 3)) > 0.5).long(), x)
     0.0
     """
-    images = _images(X, classifier)
-    shifts = [tuple(s) for s in shifts]
-    if not shifts:
-        raise ValueError("shifts is empty; give at least one (dy, dx).")
+    probe = ModelProbe(classifier, X)
+    shifts = _check_shifts(shifts)
     flips = 0
-    for batch in iter_batches(images.shape[0], batch_size):
-        x = images[batch]
-        ref = _labels(classifier, x)
-        flips += sum(int((_labels(classifier, shift_images(x, u, mode=mode)) != ref).sum()) for u in shifts)
-    return flips / (images.shape[0] * len(shifts))
+    with probe:
+        for batch in iter_batches(probe.images.shape[0], batch_size):
+            x = probe.images[batch].to(probe.device)
+            ref = probe.predict(x)
+            flips += sum(int((probe.predict(shift_images(x, u, mode=mode)) != ref).sum()) for u in shifts)
+    return flips / (probe.images.shape[0] * len(shifts))
 

@@ -1,20 +1,26 @@
 """Training-time augmentation of image batches: random crops and horizontal flips."""
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 
 __all__ = ["AUGMENTATIONS", "augment_batch"]
 
+#: The ``augmentation`` values of :func:`augment_batch` and :func:`train_classifier`: none, random
+#: crops after zero padding, or crops and horizontal flips.
 AUGMENTATIONS = (None, "crop", "crop+flip")
 
 
-def augment_batch(images, augmentation, generator):
+def augment_batch(images: torch.Tensor, augmentation: str | None, generator: torch.Generator) -> torch.Tensor:
     """Random crops after zero padding by ``H // 8`` pixels, and optional horizontal flips.
 
     Parameters
     ----------
     images : torch.Tensor of shape (n, C, H, W)
+        The batch to augment.
     augmentation : {None, "crop", "crop+flip"}
+        None returns the images unchanged.
     generator : torch.Generator
         A CPU generator; draws are made on the CPU so results do not depend on the device.
 
@@ -22,6 +28,18 @@ def augment_batch(images, augmentation, generator):
     -------
     torch.Tensor
         Augmented images, same shape and device.
+
+    See Also
+    --------
+    train_classifier : augments every training batch with this (``augmentation``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import augment_batch
+    >>> images = torch.rand(4, 3, 16, 16)
+    >>> augment_batch(images, "crop+flip", torch.Generator().manual_seed(0)).shape
+    torch.Size([4, 3, 16, 16])
     """
     if augmentation is None:
         return images

@@ -8,12 +8,18 @@ skphase estimators); ``info`` is an :class:`EpochInfo`. A callback that returns
 True from ``on_epoch_end`` stops training after that epoch.
 """
 
+from __future__ import annotations
+
 import logging
 import math
+import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
+
+if TYPE_CHECKING:  # _training imports this module
+    from ._training import TrainingResult
 
 __all__ = ["EpochInfo", "Callback", "Checkpoint", "EpochLogger", "StopAfter", "load_checkpoint"]
 
@@ -22,7 +28,7 @@ __all__ = ["EpochInfo", "Callback", "Checkpoint", "EpochLogger", "StopAfter", "l
 class EpochInfo:
     """What one training epoch did, handed to every callback at its end.
 
-    Attributes
+    Parameters
     ----------
     epoch : int
         Number of the epoch, from 1 (counting the epochs of earlier warm starts).
@@ -42,6 +48,19 @@ class EpochInfo:
     module : torch.nn.Module
         The module being trained.
     optimizer : torch.optim.Optimizer
+        The optimizer of the training.
+
+    See Also
+    --------
+    Callback : receives it at the end of every epoch.
+
+    Examples
+    --------
+    >>> from skphase.nn import EpochInfo
+    >>> info = EpochInfo(epoch=1, loss=0.7, validation_score=None, learning_rate=0.1, epoch_time=2.0,
+    ...                  elapsed=2.0, is_best=True)
+    >>> info.epoch, info.is_best
+    (1, True)
     """
 
     epoch: int
@@ -56,16 +75,59 @@ class EpochInfo:
 
 
 class Callback:
-    """Base class of callbacks; every hook does nothing. Subclasses override what they need."""
+    """Base class of callbacks; every hook does nothing. Subclasses override what they need.
 
-    def on_train_begin(self, owner):
-        """Called once before the first epoch."""
+    A callback is passed to :func:`train_classifier` (or an estimator's ``callbacks``); plain
+    callables ``cb(owner, info)`` are called at the end of every epoch as ``on_epoch_end``.
 
-    def on_epoch_end(self, owner, info):
-        """Called after every epoch with an :class:`EpochInfo`; return True to stop training."""
+    See Also
+    --------
+    Checkpoint, EpochLogger, StopAfter : the callbacks skphase provides.
+    EpochInfo : what ``on_epoch_end`` receives.
 
-    def on_train_end(self, owner, result):
-        """Called once when training ends (not when it is interrupted), with the result."""
+    Examples
+    --------
+    >>> from skphase.nn import Callback
+    >>> class StopBelow(Callback):
+    ...     def on_epoch_end(self, owner, info):
+    ...         return info.loss < 0.1
+    """
+
+    def on_train_begin(self, owner: object) -> None:
+        """Run once before the first epoch.
+
+        Parameters
+        ----------
+        owner : object
+            The estimator being fitted, or the ``owner`` passed to :func:`train_classifier`.
+        """
+
+    def on_epoch_end(self, owner: object, info: EpochInfo) -> bool | None:
+        """Run after every epoch.
+
+        Parameters
+        ----------
+        owner : object
+            The estimator being fitted, or the ``owner`` passed to :func:`train_classifier`.
+        info : EpochInfo
+            What the epoch did.
+
+        Returns
+        -------
+        bool or None
+            True stops training after this epoch.
+        """
+
+    def on_train_end(self, owner: object, result: TrainingResult) -> None:
+        """Run once when training ends (not when it is interrupted).
+
+        Parameters
+        ----------
+        owner : object
+            The estimator being fitted, or the ``owner`` passed to :func:`train_classifier`.
+        result : TrainingResult
+            What the training did.
+        """
 
 
 class CallbackList:
@@ -140,6 +202,10 @@ class Checkpoint(Callback):
     saved_epochs_ : list of int
         Epochs at which a file was written.
 
+    See Also
+    --------
+    load_checkpoint : read a checkpoint back into a model.
+
     Examples
     --------
     >>> import torch
@@ -154,7 +220,13 @@ class Checkpoint(Callback):
     >>> _ = model.module_.load_state_dict(torch.load(path)["module"])  # back to the saved epoch
     """
 
-    def __init__(self, path, monitor="validation_score", every=None, save_best_only=True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        monitor: str = "validation_score",
+        every: int | None = None,
+        save_best_only: bool = True,
+    ):
         if monitor not in _MONITORS:
             raise ValueError(f"monitor must be one of {_MONITORS}, got {monitor!r}.")
         if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
@@ -178,8 +250,16 @@ class Checkpoint(Callback):
         if improved or periodic or not self.save_best_only:
             self.save(info, value)
 
-    def save(self, info, value):
-        """Write the checkpoint of the epoch described by ``info``."""
+    def save(self, info: EpochInfo, value: float | None) -> None:
+        """Write the checkpoint of the epoch described by ``info``.
+
+        Parameters
+        ----------
+        info : EpochInfo
+            The epoch to save (its module and optimizer).
+        value : float or None
+            The monitored value at that epoch.
+        """
         path = str(self.path).format(epoch=info.epoch)
         torch.save({
             "module": info.module.state_dict(),
@@ -189,12 +269,18 @@ class Checkpoint(Callback):
         self.saved_epochs_.append(info.epoch)
 
 
-def load_checkpoint(path, target=None, *, map_location="cpu"):
+def load_checkpoint(
+    path: str | os.PathLike,
+    target: object = None,
+    *,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
     """Read a file written by :class:`Checkpoint`, and load its weights into ``target``.
 
     Parameters
     ----------
     path : str or os.PathLike
+        The file written by :class:`Checkpoint`.
     target : fitted estimator, torch.nn.Module or None
         An estimator with a ``module_`` (e.g. a fitted ``PhaseCollapse`` of the
         same architecture) or a module; None only reads the file.
@@ -205,6 +291,19 @@ def load_checkpoint(path, target=None, *, map_location="cpu"):
     -------
     dict
         The checkpoint (``"module"``, ``"optimizer"``, ``"epoch"``, ``"history"``, ...).
+
+    See Also
+    --------
+    Checkpoint : the callback that writes the file.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from skphase.nn import load_checkpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
+    >>> torch.save({"module": torch.nn.Linear(2, 1).state_dict(), "epoch": 3}, path)
+    >>> load_checkpoint(path, torch.nn.Linear(2, 1))["epoch"]
+    3
     """
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     if target is not None:
@@ -224,10 +323,22 @@ class EpochLogger(Callback):
     Parameters
     ----------
     logger : str, default="skphase"
+        Name of the logger.
     level : int, default=logging.INFO
+        Level of the lines.
+
+    See Also
+    --------
+    Checkpoint, StopAfter : the other callbacks.
+
+    Examples
+    --------
+    >>> import logging
+    >>> from skphase.nn import EpochLogger
+    >>> callback = EpochLogger(level=logging.DEBUG)
     """
 
-    def __init__(self, logger="skphase", level=logging.INFO):
+    def __init__(self, logger: str = "skphase", level: int = logging.INFO):
         self.logger, self.level = logger, level
 
     def on_epoch_end(self, owner, info):
@@ -249,9 +360,24 @@ class StopAfter(Callback):
         Stop once the validation accuracy reaches this value.
     loss : float or None, default=None
         Stop once the training loss falls to this value.
+
+    See Also
+    --------
+    Checkpoint, EpochLogger : the other callbacks.
+
+    Examples
+    --------
+    >>> from skphase.nn import StopAfter
+    >>> callback = StopAfter(validation_score=0.99)  # stop once 99 % validation accuracy is reached
     """
 
-    def __init__(self, epochs=None, *, validation_score=None, loss=None):
+    def __init__(
+        self,
+        epochs: int | None = None,
+        *,
+        validation_score: float | None = None,
+        loss: float | None = None,
+    ):
         self.epochs, self.validation_score, self.loss = epochs, validation_score, loss
 
     def on_train_begin(self, owner):

@@ -6,11 +6,13 @@ displacement field of :mod:`._diffeo_fields` (one field per image, shared
 across its channels). Everything is batched.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..utils import min_image_size_error
+from ..utils._images import min_image_size_error
 from ._diffeo_fields import _check_cutoff, _resolve_temperature, _sines, diffeo_coefficients, displacement_field
 
 __all__ = [
@@ -196,12 +198,18 @@ def _warp(images, source, planes_of, interpolation):
     return out
 
 
-def deform(images, displacement, *, interpolation="bilinear"):
+def deform(
+    images: torch.Tensor,
+    displacement: torch.Tensor,
+    *,
+    interpolation: str = "bilinear",
+) -> torch.Tensor:
     """Deform images by displacement fields: ``out(p) = images(p - tau(p))``.
 
     Parameters
     ----------
     images : torch.Tensor of shape (n, C, H, W)
+        The images to deform.
     displacement : torch.Tensor of shape (n, 2, H, W)
         In pixels, channel 0 along x (width), channel 1 along y (height); one
         field per image, applied to all of its channels.
@@ -211,6 +219,11 @@ def deform(images, displacement, *, interpolation="bilinear"):
     -------
     torch.Tensor of shape (n, C, H, W)
         Source coordinates are clamped to the image (border values repeat).
+
+    See Also
+    --------
+    random_deform : deform by random max-entropy displacement fields.
+    sample_displacement : draw such fields.
 
     Examples
     --------
@@ -237,30 +250,40 @@ def deform(images, displacement, *, interpolation="bilinear"):
 
 
 def random_deform(
-    images,
+    images: torch.Tensor,
     *,
-    cutoff=3,
-    temperature=None,
-    displacement=None,
-    interpolation="bilinear",
-    generator=None,
-    return_displacement=False,
-):
+    cutoff: int = 3,
+    temperature: float | None = None,
+    displacement: float | None = None,
+    interpolation: str = "bilinear",
+    generator: torch.Generator | None = None,
+    return_displacement: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Apply one random max-entropy diffeomorphism to each image of a batch.
 
     Parameters
     ----------
     images : torch.Tensor of shape (n, C, H, W)
+        The images to deform.
     cutoff, temperature, displacement : see :func:`sample_displacement`
         Default: typical displacement of 1 pixel, ``cutoff=3``.
     interpolation : {"bilinear", "nearest"}, default="bilinear"
     generator : torch.Generator, optional
+        For reproducible draws; the global torch RNG otherwise.
     return_displacement : bool, default=False
+        Also return the displacement fields.
 
     Returns
     -------
     deformed : torch.Tensor of shape (n, C, H, W)
-    displacement : torch.Tensor of shape (n, 2, H, W), only if ``return_displacement``
+        The deformed images.
+    displacement : torch.Tensor of shape (n, 2, H, W)
+        The displacement fields, in pixels; only if ``return_displacement``.
+
+    See Also
+    --------
+    deform : deform by given displacement fields.
+    RandomDiffeomorphism : the same as a data-augmentation module.
 
     Examples
     --------
@@ -290,7 +313,12 @@ def random_deform(
     return (out, displacement_field(coef, height, width)) if return_displacement else out
 
 
-def matched_noise(images, perturbed, *, generator=None):
+def matched_noise(
+    images: torch.Tensor,
+    perturbed: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Gaussian noise with, per image, the norm of ``perturbed - images``.
 
     ``eta_i = ||perturbed_i - x_i|| xi_i / ||xi_i||`` with ``xi_i ~ N(0, I)``: the
@@ -300,12 +328,18 @@ def matched_noise(images, perturbed, *, generator=None):
     Parameters
     ----------
     images, perturbed : torch.Tensor of shape (n, ...)
+        The images and their perturbed versions.
     generator : torch.Generator, optional
         The noise is drawn on the generator's device (CPU by default) and moved.
 
     Returns
     -------
     torch.Tensor shaped like ``images``
+        The noise ``eta``, to add to ``images``.
+
+    See Also
+    --------
+    random_deform : the perturbation whose norm the noise usually matches.
 
     Examples
     --------
@@ -333,12 +367,18 @@ class RandomDiffeomorphism(torch.nn.Module):
         Typical displacement in pixels (ignored when ``temperature`` is given);
         the temperature is derived from each input's width.
     temperature : float, optional
+        Temperature of the diffeomorphisms; see :func:`sample_displacement`.
     cutoff : int, default=3
+        Cut-off ``c >= 2`` of the sine series.
     interpolation : {"bilinear", "nearest"}, default="bilinear"
     p : float, default=1.0
         Probability that an image is deformed (the others pass unchanged).
     generator : torch.Generator, optional
         For reproducible augmentation; the global torch RNG otherwise.
+
+    See Also
+    --------
+    random_deform : the function this module applies.
 
     Examples
     --------
@@ -350,7 +390,14 @@ class RandomDiffeomorphism(torch.nn.Module):
     """
 
     def __init__(
-        self, displacement=1.0, *, temperature=None, cutoff=3, interpolation="bilinear", p=1.0, generator=None
+        self,
+        displacement: float = 1.0,
+        *,
+        temperature: float | None = None,
+        cutoff: int = 3,
+        interpolation: str = "bilinear",
+        p: float = 1.0,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         _check_cutoff(cutoff)

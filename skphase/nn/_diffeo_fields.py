@@ -12,13 +12,15 @@ and its smoothness is set by the cut-off ``c`` and its size by the temperature
 runs are reproducible. :mod:`._diffeo` deforms images with them.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
 
 import torch
 
-from ..utils import min_image_size_error
+from ..utils._images import min_image_size_error
 
 __all__ = [
     "temperature_from_displacement",
@@ -44,7 +46,7 @@ def _check_side(n):
         raise ValueError(f"The image side n must be an integer >= 3, got {n!r}.")
 
 
-def temperature_from_displacement(displacement, n, cutoff=3):
+def temperature_from_displacement(displacement: float, n: int, cutoff: int = 3) -> float:
     """Temperature whose typical displacement is ``displacement`` pixels.
 
     Uses the asymptotic relation ``delta = (n / 2) sqrt(pi T ln c)``, that is
@@ -62,6 +64,11 @@ def temperature_from_displacement(displacement, n, cutoff=3):
     Returns
     -------
     float
+        The temperature ``T``.
+
+    See Also
+    --------
+    temperature_range : the useful temperatures for an image size.
 
     Examples
     --------
@@ -75,7 +82,7 @@ def temperature_from_displacement(displacement, n, cutoff=3):
     return 4.0 * displacement**2 / (math.pi * n**2 * math.log(cutoff))
 
 
-def temperature_range(n, cutoff=3):
+def temperature_range(n: int, cutoff: int = 3) -> tuple[float, float]:
     """The useful temperatures ``(T_min, T_max)`` for an ``n x n`` image.
 
     ``T_min = 1 / (pi n^2 ln c)`` gives a typical displacement of half a pixel
@@ -88,10 +95,16 @@ def temperature_range(n, cutoff=3):
     n : int
         Image side in pixels.
     cutoff : int, default=3
+        Cut-off ``c >= 2`` of the sine series.
 
     Returns
     -------
     (float, float)
+        ``(T_min, T_max)``.
+
+    See Also
+    --------
+    temperature_from_displacement : the temperature of a typical displacement.
 
     Examples
     --------
@@ -219,36 +232,47 @@ def _sine_basis(cutoff, height, width, dtype, device):
 # their buffers are reused from chunk to chunk. Batch-sized temporaries would cost a fresh
 # allocation, and page faults, each time (benchmarks/bench_diffeo.py times it).
 def sample_displacement(
-    n_samples,
-    image_size,
+    n_samples: int,
+    image_size: int | tuple[int, int],
     *,
-    cutoff=3,
-    temperature=None,
-    displacement=None,
-    generator=None,
-    device=None,
-    dtype=torch.float32,
-):
+    cutoff: int = 3,
+    temperature: float | None = None,
+    displacement: float | None = None,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Draw ``n_samples`` random displacement fields in pixels.
 
     Parameters
     ----------
     n_samples : int
+        Number of fields.
     image_size : int or (int, int)
         ``n`` or ``(height, width)``; the temperature helpers use the width.
     cutoff : int, default=3
+        Cut-off ``c >= 2`` of the sine series.
     temperature : float, optional
         Warns when above ``T_max`` (see :func:`temperature_range`).
     displacement : float, optional
         Typical displacement in pixels; used when ``temperature`` is None
         (default 1 pixel).
     generator : torch.Generator, optional
+        For reproducible draws; the global torch RNG otherwise.
     device : torch.device, optional
+        Device of the fields (the CPU by default).
     dtype : torch.dtype, default=torch.float32
+        Floating dtype of the fields.
 
     Returns
     -------
     torch.Tensor of shape (n_samples, 2, height, width)
+        Displacement along x (channel 0) and y (channel 1), zero on the border.
+
+    See Also
+    --------
+    deform : apply the fields to images.
+    temperature_range : the useful temperatures.
 
     Examples
     --------

@@ -20,15 +20,19 @@ along the width and ``ky`` along the height, with centre frequency
 (see :func:`skphase.filters.dtcwpt_packet_info`).
 """
 
+from __future__ import annotations
+
 import math
 
 import torch
 import torch.nn.functional as F
 
-from ..filters._qshift import _check_J, packet_filters_1d
+from ..filters import packet_filters_1d
+from ..utils._images import check_packet_levels
 
 __all__ = ["dtcwpt2d", "idtcwpt2d", "dtcwpt_pool", "DTCWPT2d", "IDTCWPT2d", "POOLINGS"]
 
+#: The ``pooling`` values of :func:`dtcwpt_pool` and :class:`DTCWPT2d`.
 POOLINGS = ("modulus", "max", "real", "none")
 _SCALE = 1.0 / (2.0 * math.sqrt(2.0))  # Parseval: sum |z|^2 = ||x||^2
 
@@ -54,7 +58,7 @@ def _check_input(x, J, name="x"):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (..., H, W); got a tensor of shape {tuple(x.shape)}.")
-    J = _check_J(J)
+    J = check_packet_levels(J)
     height, width = x.shape[-2:]
     size = 2**J
     if height % size or width % size:
@@ -101,7 +105,7 @@ def _trees(x, J, stride):
     return along_y.view(n_images, width // stride, 2, P, height // stride, 2, P)
 
 
-def dtcwpt2d(x, J, *, oversample=False):
+def dtcwpt2d(x: torch.Tensor, J: int, *, oversample: bool = False) -> torch.Tensor:
     """Forward 2-D DT-CWPT with circular boundaries.
 
     Parameters
@@ -121,6 +125,12 @@ def dtcwpt2d(x, J, *, oversample=False):
         Complex (complex64 for float32 input, complex128 for float64), with
         ``s = 2**J`` (``2**(J-1)`` when oversampled). Without oversampling the
         transform is a Parseval frame: ``sum |z|^2 == sum x^2``.
+
+    See Also
+    --------
+    idtcwpt2d : the inverse transform.
+    dtcwpt_pool : the transform followed by a non-linear path.
+    skphase.filters.dtcwpt_packet_info : what each output channel holds.
 
     Examples
     --------
@@ -156,21 +166,35 @@ def dtcwpt2d(x, J, *, oversample=False):
     return z.reshape(x.shape[:-2] + (-1,) + z.shape[-2:])
 
 
-def idtcwpt2d(z, J):
+def idtcwpt2d(z: torch.Tensor, J: int) -> torch.Tensor:
     """Inverse (adjoint) of :func:`dtcwpt2d` (not oversampled).
 
     Parameters
     ----------
     z : torch.Tensor of shape (..., 2 * 4**J, h, w), complex
+        Coefficients as :func:`dtcwpt2d` returns them.
     J : int >= 1
+        Number of packet levels of the forward transform.
 
     Returns
     -------
     torch.Tensor of shape (..., h * 2**J, w * 2**J), real
         Exact reconstruction when ``z = dtcwpt2d(x, J)``; otherwise the image
         whose transform is nearest to ``z`` (orthogonal projection of a Parseval frame).
+
+    See Also
+    --------
+    dtcwpt2d : the forward transform.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import dtcwpt2d, idtcwpt2d
+    >>> x = torch.randn(1, 16, 16, dtype=torch.float64)
+    >>> bool(torch.allclose(idtcwpt2d(dtcwpt2d(x, 2), 2), x))
+    True
     """
-    J = _check_J(J)
+    J = check_packet_levels(J)
     if not isinstance(z, torch.Tensor) or not z.is_complex():
         raise TypeError("z must be a complex torch.Tensor as returned by dtcwpt2d.")
     P = 2**J
@@ -200,12 +224,13 @@ def idtcwpt2d(z, J):
     return rows.reshape(z.shape[:-3] + (height, width))
 
 
-def dtcwpt_pool(x, J, pooling="modulus"):
+def dtcwpt_pool(x: torch.Tensor, J: int, pooling: str = "modulus") -> torch.Tensor:
     """The DT-CWPT followed by one of the non-linear paths compared in Leterme et al.
 
     Parameters
     ----------
     x : torch.Tensor of shape (..., H, W)
+        Real images; H and W divisible by ``2**J``.
     J : int >= 1
         Output stride ``2m = 2**J``.
     pooling : {"modulus", "max", "real", "none"}
@@ -219,6 +244,11 @@ def dtcwpt_pool(x, J, pooling="modulus"):
     -------
     torch.Tensor of shape (..., 2 * 4**J, H / 2**J, W / 2**J)
         Real, except complex for "none".
+
+    See Also
+    --------
+    dtcwpt2d : the transform alone.
+    DTCWPT2d : the module form.
 
     Examples
     --------
@@ -249,9 +279,16 @@ class DTCWPT2d(torch.nn.Module):
     Parameters
     ----------
     J : int >= 1
+        Number of packet levels: ``2 * 4**J`` complex maps per input map.
     pooling : {"none", "modulus", "max", "real"}, default="none"
+        The path after the transform, as in :func:`dtcwpt_pool` (``POOLINGS``).
     flatten : bool, default=True
         Merge input channels and packets: ``(n, C, H, W) -> (n, C * 2 * 4**J, h, w)``.
+
+    See Also
+    --------
+    IDTCWPT2d : the inverse module.
+    skphase.DTCWPTFeatures : the transform as a scikit-learn transformer.
 
     Examples
     --------
@@ -261,9 +298,9 @@ class DTCWPT2d(torch.nn.Module):
     torch.Size([4, 96, 8, 8])
     """
 
-    def __init__(self, J=2, pooling="none", flatten=True):
+    def __init__(self, J: int = 2, pooling: str = "none", flatten: bool = True):
         super().__init__()
-        self.J = _check_J(J)
+        self.J = check_packet_levels(J)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
         self.pooling = pooling
@@ -285,13 +322,27 @@ class IDTCWPT2d(torch.nn.Module):
     Parameters
     ----------
     J : int >= 1
+        Number of packet levels: ``2 * 4**J`` complex maps per input map.
     n_channels : int or None, default=None
         Input channels of the images; when given, ``(n, C * 2 * 4**J, h, w)`` is unflattened first.
+
+    See Also
+    --------
+    DTCWPT2d : the forward module.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import DTCWPT2d, IDTCWPT2d
+    >>> x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    >>> z = DTCWPT2d(J=2)(x)
+    >>> bool(torch.allclose(IDTCWPT2d(J=2, n_channels=3)(z), x))
+    True
     """
 
-    def __init__(self, J=2, n_channels=None):
+    def __init__(self, J: int = 2, n_channels: int | None = None):
         super().__init__()
-        self.J = _check_J(J)
+        self.J = check_packet_levels(J)
         self.n_channels = n_channels
 
     def forward(self, z):

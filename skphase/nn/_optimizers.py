@@ -1,17 +1,46 @@
 """The optimizer of the training loop: chosen by name or class, built from the shared hyper-parameters."""
 
+from __future__ import annotations
+
 import inspect
 
 import torch
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_class"]
 
-#: Optimizers known by name.
+#: Optimizers known by name (the ``optimizer`` of :func:`train_classifier`), and their classes.
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-def optimizer_class(optimizer):
-    """The :class:`torch.optim.Optimizer` subclass named by ``optimizer`` (a name or the class itself)."""
+def optimizer_class(optimizer: str | type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """Return the :class:`torch.optim.Optimizer` subclass named by ``optimizer``.
+
+    Parameters
+    ----------
+    optimizer : str or type
+        A name of ``OPTIMIZERS`` (in any case), or a :class:`torch.optim.Optimizer` subclass,
+        returned as it is.
+
+    Returns
+    -------
+    type
+        The optimizer class.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or anything else than an optimizer class (an instance included).
+
+    See Also
+    --------
+    train_classifier : the training loop that builds the optimizer.
+
+    Examples
+    --------
+    >>> from skphase.nn import optimizer_class
+    >>> optimizer_class("AdamW")
+    <class 'torch.optim.adamw.AdamW'>
+    """
     if isinstance(optimizer, str):
         if optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer "

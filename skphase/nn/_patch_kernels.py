@@ -11,26 +11,39 @@ kernel: Laplace ``exp(-||a - b|| / L)``, Gaussian ``exp(-||a - b||^2 / (2 L^2))`
 or, for ``kernel="ntk"``, the neural tangent kernel of a ReLU convolutional
 network without pooling whose read-out sees every position (its deeper
 layers mix neighbouring positions but never compare a position of ``x`` with
-another position of ``z``). The NTK's deeper layers are ``patch_size``
+another position of ``z``; :mod:`skphase.nn._ntk`). The NTK's deeper layers are ``patch_size``
 convolutions with zero 'same' padding, or 'valid' ones that shrink the grid by
 ``patch_size - 1`` per layer (the authors' network); its read-out averages over
 the positions of the last layer.
 
-Kernels are computed in blocks of ``batch_size`` rows and columns and in
-chunks of positions, so no ``(n, m, P)`` tensor is ever built: the largest
-temporary holds about ``_BLOCK_ELEMENTS`` numbers. :func:`extract_patches` is
-the single place where patches are cut out of images; the patch AGOP
-(:mod:`skphase.nn._agop`) and the feature-ansatz correlation reuse it.
+:class:`PatchKernel` holds the parameters of one such kernel and computes its
+kernel matrices (:meth:`PatchKernel.gram`) and the patch AGOP of a kernel
+predictor (:meth:`PatchKernel.agop`, :mod:`skphase.nn._agop`);
+:func:`patch_kernel` is the one-call form on images. Kernels are computed in
+blocks of ``batch_size`` rows and columns and in chunks of positions, so no
+``(n, m, P)`` tensor is ever built: the largest temporary holds about
+``_BLOCK_ELEMENTS`` numbers. :func:`extract_patches` is the single place where
+patches are cut out of images; the patch AGOP and the feature-ansatz
+correlation reuse it.
 """
 
+# This module runs past the ~500-line guide on purpose: more than half of it is numpydoc
+# docstrings with runnable examples; its code is one concern and under 350 lines.
+
+from __future__ import annotations
+
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ._ntk import NTK_PADDINGS, ntk_block, ntk_layer_grids
+
 __all__ = [
     "NTK_PADDINGS",
     "PATCH_KERNELS",
+    "PatchKernel",
     "extract_patches",
     "median_patch_distance",
     "ntk_layer_grids",
@@ -44,7 +57,6 @@ __all__ = [
 
 #: Patch kernels of :func:`patch_kernel` and of ConvRFM's ``kernel`` parameter.
 PATCH_KERNELS = ("laplace", "gaussian", "ntk")
-NTK_PADDINGS = ("same", "valid")
 
 # Numbers held by the largest temporary of one block (1 M floats = 4 MB in
 # float32): the elementwise passes over a block (square root, exponential,
@@ -63,11 +75,49 @@ def _pair(value, name):
     return value
 
 
-def patch_grid_shape(image_hw, patch_size, *, stride=1, padding=0):
-    """Number of patch positions ``(H_out, W_out)`` along each image axis.
+def patch_grid_shape(
+    image_hw: tuple[int, int],
+    patch_size: int | tuple[int, int],
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> tuple[int, int]:
+    """Count the patch positions ``(H_out, W_out)`` along each image axis.
 
-    Raises a ValueError naming the fix when the (padded) image is smaller
-    than one patch.
+    Parameters
+    ----------
+    image_hw : pair of int
+        Height and width of the images.
+    patch_size : int or pair of int
+        Height and width ``(q_h, q_w)`` of a patch.
+    stride : int or pair of int, default=1
+        Step between two neighbouring patch positions.
+    padding : int or pair of int, default=0
+        Rows and columns of zeros added on each side of the images.
+
+    Returns
+    -------
+    tuple of int
+        ``(H_out, W_out)``, the output size of a :class:`torch.nn.Conv2d` of the same geometry.
+
+    Raises
+    ------
+    ValueError
+        When the padded images are smaller than one patch (the message names the fix), or a
+        size is out of range.
+
+    See Also
+    --------
+    extract_patches : the patches at these positions.
+    PatchKernel : a kernel on the patches of a grid of this shape (its ``grid``).
+
+    Examples
+    --------
+    >>> from skphase.nn import patch_grid_shape
+    >>> patch_grid_shape((28, 28), 3)
+    (26, 26)
+    >>> patch_grid_shape((28, 28), 5, stride=2, padding=2)
+    (14, 14)
     """
     (ph, pw), (sh, sw), (qh, qw) = _pair(patch_size, "patch_size"), _pair(stride, "stride"), _pair(
         padding, "padding"
@@ -83,7 +133,15 @@ def patch_grid_shape(image_hw, patch_size, *, stride=1, padding=0):
     return ((height + 2 * qh - ph) // sh + 1, (width + 2 * qw - pw) // sw + 1)
 
 
-def median_patch_distance(X, patch_size, *, stride=1, padding=0, n_pairs=4000, generator=None):
+def median_patch_distance(
+    X: torch.Tensor,
+    patch_size: int | tuple[int, int],
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    n_pairs: int = 4000,
+    generator: torch.Generator | None = None,
+) -> float:
     """Median Euclidean distance between patches at one position of two different images.
 
     The patch kernels compare patches at aligned positions, so this is the typical distance they
@@ -94,20 +152,31 @@ def median_patch_distance(X, patch_size, *, stride=1, padding=0, n_pairs=4000, g
     ----------
     X : torch.Tensor of shape (n, C, H, W)
         At least two images.
-    patch_size, stride, padding : int or pair of int
-        As in :func:`extract_patches`.
+    patch_size : int or pair of int
+        Height and width of a patch.
+    stride : int or pair of int, default=1
+        Step between two neighbouring patch positions.
+    padding : int or pair of int, default=0
+        Rows and columns of zeros added on each side of the images.
     n_pairs : int, default=4000
         Random (image, other image, position) triples drawn.
-    generator : torch.Generator or None
-        CPU generator of the draws.
+    generator : torch.Generator or None, default=None
+        CPU generator of the draws; None uses torch's global generator.
 
     Returns
     -------
     float
+        The median of the ``n_pairs`` Euclidean distances.
+
+    See Also
+    --------
+    extract_patches : the patches compared.
+    PatchKernel : the kernels whose ``bandwidth`` this distance sets.
 
     Examples
     --------
     >>> import torch
+    >>> from skphase.nn import median_patch_distance
     >>> X = torch.zeros(2, 1, 4, 4)
     >>> X[1] = 1.0
     >>> median_patch_distance(X, 2)  # every 2 x 2 patch pair differs by 1 in 4 pixels
@@ -136,14 +205,25 @@ def median_patch_distance(X, patch_size, *, stride=1, padding=0, n_pairs=4000, g
     return float((patches(first) - patches(second)).flatten(1).norm(dim=1).median())
 
 
-def extract_patches(X, patch_size, *, stride=1, padding=0):
-    """All patches of a batch of images, ordered like a convolution's weights.
+def extract_patches(
+    X: torch.Tensor,
+    patch_size: int | tuple[int, int],
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> torch.Tensor:
+    """Cut every patch out of a batch of images, ordered like a convolution's weights.
 
     Parameters
     ----------
     X : torch.Tensor of shape (n, C, H, W)
-    patch_size, stride, padding : int or pair of int
-        As in :class:`torch.nn.Conv2d` (zero padding).
+        The images.
+    patch_size : int or pair of int
+        Height and width ``(q_h, q_w)`` of a patch, as the kernel size of :class:`torch.nn.Conv2d`.
+    stride : int or pair of int, default=1
+        Step between two neighbouring patch positions.
+    padding : int or pair of int, default=0
+        Rows and columns of zeros added on each side of the images.
 
     Returns
     -------
@@ -153,9 +233,15 @@ def extract_patches(X, patch_size, *, stride=1, padding=0):
         ``patches @ conv.weight.reshape(out_channels, -1).T`` equals the
         convolution's output at every position.
 
+    See Also
+    --------
+    patch_grid_shape : the grid ``(H_out, W_out)`` of the positions.
+    transform_patches : the position-major transformed patches that kernels compare.
+
     Examples
     --------
     >>> import torch
+    >>> from skphase.nn import extract_patches
     >>> extract_patches(torch.zeros(2, 3, 8, 8), 3).shape
     torch.Size([2, 36, 27])
     """
@@ -167,38 +253,109 @@ def extract_patches(X, patch_size, *, stride=1, padding=0):
     return columns.transpose(1, 2)
 
 
-def psd_power(M, power, *, return_eigenvalues=False):
-    """``M ** power`` of a symmetric positive semi-definite matrix, through its eigendecomposition.
+def psd_power(
+    M: torch.Tensor, power: float, *, return_eigenvalues: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Raise a symmetric positive semi-definite matrix to a power, through its eigendecomposition.
 
-    Negative eigenvalues from round-off are clipped to zero. With
-    ``return_eigenvalues=True`` the eigenvalues of ``M`` are returned too.
+    Negative eigenvalues from round-off are clipped to zero.
+
+    Parameters
+    ----------
+    M : torch.Tensor of shape (d, d)
+        Symmetric positive semi-definite matrix; only its symmetric part ``(M + M^T) / 2`` is read.
+    power : float
+        The exponent.
+    return_eigenvalues : bool, default=False
+        Return the eigenvalues of ``M`` too.
+
+    Returns
+    -------
+    powered : torch.Tensor of shape (d, d)
+        ``M ** power``, symmetric.
+    eigenvalues : torch.Tensor of shape (d,)
+        The eigenvalues of ``M`` in ascending order, before clipping; only with
+        ``return_eigenvalues=True``.
+
+    See Also
+    --------
+    psd_sqrt : the power 1/2.
+    fit_rfm : sets the patch transform of the recursive feature machine to a power of the AGOP.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import psd_power
+    >>> psd_power(torch.diag(torch.tensor([4.0, 9.0])), 1.5)
+    tensor([[ 8.,  0.],
+            [ 0., 27.]])
     """
     eigvals, eigvecs = torch.linalg.eigh(0.5 * (M + M.T))
     powered = (eigvecs * eigvals.clamp_min(0).pow(power)) @ eigvecs.T
     return (powered, eigvals) if return_eigenvalues else powered
 
 
-def psd_sqrt(M):
-    """Symmetric square root of a symmetric positive semi-definite matrix (see :func:`psd_power`)."""
+def psd_sqrt(M: torch.Tensor) -> torch.Tensor:
+    """Compute the symmetric square root of a symmetric positive semi-definite matrix.
+
+    Parameters
+    ----------
+    M : torch.Tensor of shape (d, d)
+        Symmetric positive semi-definite matrix.
+
+    Returns
+    -------
+    torch.Tensor of shape (d, d)
+        The symmetric positive semi-definite ``T`` with ``T @ T = M``.
+
+    See Also
+    --------
+    psd_power : any power of such a matrix.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import psd_sqrt
+    >>> M = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    >>> T = psd_sqrt(M)
+    >>> bool(torch.allclose(T @ T, M))
+    True
+    """
     return psd_power(M, 0.5)
 
 
-def transform_patches(patches, T=None):
-    """Position-major transformed patches ``(P, n, r)`` from ``(n, P, d)`` patches.
+def transform_patches(patches: torch.Tensor, T: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply a patch transform and lay the patches out position-major, as kernels compare them.
 
-    ``T`` of shape ``(r, d)`` maps each patch ``x_p`` to ``T x_p``; None keeps
-    the patches as they are (``M = I``).
+    Parameters
+    ----------
+    patches : torch.Tensor of shape (n, P, d)
+        Patches of ``n`` images (:func:`extract_patches`, :meth:`PatchKernel.patches`).
+    T : torch.Tensor of shape (r, d) or None, default=None
+        Maps each patch ``x_p`` to ``T x_p`` (cast to the dtype and device of ``patches``);
+        None keeps the patches as they are (``M = I``).
+
+    Returns
+    -------
+    torch.Tensor of shape (P, n, r)
+        The transformed patches, position first, contiguous (``r = d`` when ``T`` is None).
+
+    See Also
+    --------
+    PatchKernel.gram : the kernel matrix of transformed patches.
+    extract_patches : the patches of images.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import extract_patches, transform_patches
+    >>> patches = extract_patches(torch.rand(2, 1, 6, 6), 3)
+    >>> patches.shape, transform_patches(patches, torch.eye(4, 9)).shape
+    (torch.Size([2, 16, 9]), torch.Size([16, 2, 4]))
     """
     if T is not None:
         patches = patches @ T.T.to(patches)
     return patches.transpose(0, 1).contiguous()
-
-
-def _check_kernel(kernel, bandwidth):
-    if kernel not in PATCH_KERNELS:
-        raise ValueError(f"kernel must be one of {PATCH_KERNELS}, got {kernel!r}.")
-    if kernel != "ntk" and not bandwidth > 0:
-        raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}.")
 
 
 def _augment(A, B):
@@ -267,274 +424,256 @@ def _radial_kernel_block_differentiable(A, B, kernel, bandwidth):
     return values.sum(0)
 
 
-# ---------------------------------------------------------------- ReLU NTK
-class _ArcCos1(torch.autograd.Function):
-    """``kappa_1(rho) = (sqrt(1 - rho^2) + (pi - arccos rho) rho) / pi``; derivative ``kappa_0``.
-
-    Written as one function because autograd through ``sqrt(1 - rho^2)`` and
-    ``arccos`` separately gives ``inf - inf`` at ``rho = +-1`` while the true
-    derivative is finite there.
-    """
-
-    @staticmethod
-    def forward(ctx, rho):
-        ctx.save_for_backward(rho)
-        theta = torch.arccos(rho)
-        return (torch.sqrt((1 - rho * rho).clamp_min(0)) + (math.pi - theta) * rho) / math.pi
-
-    @staticmethod
-    def backward(ctx, grad):
-        (rho,) = ctx.saved_tensors
-        return grad * _ArcCos0.apply(rho)
 
 
-class _ArcCos0(torch.autograd.Function):
-    """``kappa_0(rho) = (pi - arccos rho) / pi``; derivative ``1 / (pi sqrt(1 - rho^2))``.
+@dataclass(frozen=True)
+class PatchKernel:
+    """A convolutional patch kernel ``K(x, z) = (1/P) sum_p k(T x_p, T z_p)``: its parameters and computations.
 
-    The derivative is infinite at ``rho = +-1`` (an image compared with
-    itself); it is set to 0 there, the convention of the Laplace kernel.
-    """
-
-    @staticmethod
-    def forward(ctx, rho):
-        ctx.save_for_backward(rho)
-        return (math.pi - torch.arccos(rho)) / math.pi
-
-    @staticmethod
-    def backward(ctx, grad):
-        (rho,) = ctx.saved_tensors
-        gap = (1 - rho * rho).clamp_min(0)
-        tiny = torch.finfo(rho.dtype).eps
-        safe = torch.where(gap > tiny, gap, torch.ones_like(gap))
-        return torch.where(gap > tiny, grad / (math.pi * safe.sqrt()), torch.zeros_like(grad))
-
-
-def _relu_expectations(cov, var_x, var_z):
-    """ReLU NNGP ``E`` and derivative ``E_dot`` (c_sigma = 2) from covariances."""
-    tiny = torch.finfo(cov.dtype).tiny ** 0.25
-    scale = torch.sqrt(var_x * var_z + tiny)
-    rho = (cov / scale).clamp(-1.0, 1.0)
-    return scale * _ArcCos1.apply(rho), _ArcCos0.apply(rho)
-
-
-def _check_ntk_padding(ntk_padding):
-    if ntk_padding not in NTK_PADDINGS:
-        raise ValueError(f"ntk_padding must be one of {NTK_PADDINGS}, got {ntk_padding!r}.")
-
-
-def ntk_layer_grids(grid, window, ntk_depth, ntk_padding="same"):
-    """Position grids of the NTK's layers, the first (patches) to the last (read-out).
+    One frozen value holds every parameter of the kernel, so that its kernel matrices
+    (:meth:`gram`) and the patch AGOP of its kernel predictors (:meth:`agop`) are computed
+    with the same ones; the recursive feature machine (:func:`fit_rfm`) and the ConvRFM
+    estimators pass one around. Both work on patches cut out once by :meth:`patches`. The
+    patch transform ``T`` (``M = T^T T``) is an argument of the computations, not a
+    parameter of the kernel: it changes at every RFM iteration.
 
     Parameters
     ----------
-    grid : pair of int
-        Positions of the patches, ``(H_out, W_out)``.
-    window : pair of int
-        Filter size of the deeper layers.
-    ntk_depth : int
-    ntk_padding : {"same", "valid"}
+    kernel : {"laplace", "gaussian", "ntk"}, default="laplace"
+        Patch kernel ``k``: Laplace ``exp(-||a - b|| / L)``, Gaussian
+        ``exp(-||a - b||^2 / (2 L^2))``, or the NTK of a ReLU conv net without pooling.
+    bandwidth : float or None, default=10.0
+        ``L`` of the Laplace and Gaussian kernels; not used by the NTK (may be None).
+    patch_size : int or pair of int, default=3
+        Height and width of a patch, as the kernel size of :class:`torch.nn.Conv2d`; stored
+        as a pair. The NTK's deeper layers use filters of this size.
+    stride : int or pair of int, default=1
+        Step between two neighbouring patch positions; stored as a pair.
+    padding : int or pair of int, default=0
+        Rows and columns of zeros added on each side of the images; stored as a pair.
+    ntk_depth : int, default=3
+        Number of ReLU conv layers of the NTK.
+    ntk_padding : {"same", "valid"}, default="same"
+        The NTK's deeper layers pad with zeros ('same') or shrink the grid by
+        ``patch_size - 1`` each ('valid').
+    grid : pair of int or None, default=None
+        Positions ``(H_out, W_out)`` of the patches of the images compared
+        (:func:`patch_grid_shape`). The NTK needs it (its deeper layers mix
+        neighbouring positions); the other kernels check the patches against it when given.
+    batch_size : int, default=256
+        Rows and columns of a kernel block; bounds memory.
 
-    Returns
-    -------
-    list of ntk_depth pairs of int
+    See Also
+    --------
+    patch_kernel : the kernel matrix of two image batches in one call.
+    patch_agop : the patch AGOP of a kernel predictor in one call.
+    fit_rfm : the recursive feature machine on such a kernel.
 
-    Raises
-    ------
-    ValueError
-        When 'valid' layers leave no position: the images are too small for ``ntk_depth``.
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import PatchKernel, patch_grid_shape, transform_patches
+    >>> X = torch.rand(4, 1, 6, 6, dtype=torch.float64)
+    >>> kernel = PatchKernel("laplace", bandwidth=2.0, patch_size=3, grid=patch_grid_shape((6, 6), 3))
+    >>> A = transform_patches(kernel.patches(X))  # position-major, T = I
+    >>> K = kernel.gram(A)
+    >>> K.shape, float(K[0, 0])
+    (torch.Size([4, 4]), 1.0)
+    >>> G = kernel.agop(kernel.patches(X), kernel.patches(X), torch.randn(4, 2, dtype=torch.float64))
+    >>> G.shape
+    torch.Size([9, 9])
     """
-    _check_ntk_padding(ntk_padding)
-    grids = [tuple(grid)]
-    for _ in range(ntk_depth - 1):
-        last = grids[-1]
-        grids.append(last if ntk_padding == "same" else (last[0] - window[0] + 1, last[1] - window[1] + 1))
-    if min(grids[-1]) < 1:
-        raise ValueError(
-            f"A patch grid of {tuple(grid)} positions is too small for {ntk_depth} NTK layers with 'valid' "
-            f"{tuple(window)} filters (each removes {window[0] - 1} x {window[1] - 1} positions); use larger "
-            f"images, a smaller ntk_depth or ntk_padding='same'."
-        )
-    return grids
 
+    kernel: str = "laplace"
+    bandwidth: float | None = 10.0
+    patch_size: int | tuple[int, int] = 3
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int] = 0
+    ntk_depth: int = 3
+    ntk_padding: str = "same"
+    grid: tuple[int, int] | None = None
+    batch_size: int = 256
 
-def _window_average(maps, window, grid, ntk_padding="same"):
-    """Average each ``(H, W)`` map over a ``window`` neighbourhood.
+    def __post_init__(self):
+        # Frozen: the normalised values are set through object.__setattr__, once, here.
+        for name in ("patch_size", "stride", "padding"):
+            object.__setattr__(self, name, _pair(getattr(self, name), name))
+        if self.grid is not None:
+            object.__setattr__(self, "grid", _pair(self.grid, "grid"))
+        if self.kernel not in PATCH_KERNELS:
+            raise ValueError(f"kernel must be one of {PATCH_KERNELS}, got {self.kernel!r}.")
+        if self.kernel != "ntk" and not (self.bandwidth is not None and self.bandwidth > 0):
+            raise ValueError(f"bandwidth must be > 0, got {self.bandwidth!r}.")
+        # Checked for every kernel: a typo is never silently ignored.
+        if self.ntk_padding not in NTK_PADDINGS:
+            raise ValueError(f"ntk_padding must be one of {NTK_PADDINGS}, got {self.ntk_padding!r}.")
+        if self.ntk_depth < 1 or self.batch_size < 1:
+            raise ValueError(f"ntk_depth and batch_size must be >= 1, got {self.ntk_depth} and {self.batch_size}.")
 
-    With ``"same"`` (zero padding) this equals ``avg_pool2d(padding=window // 2,
-    count_include_pad=True)`` cropped to ``grid``; with ``"valid"`` it equals
-    ``avg_pool2d(window, stride=1)``, whose maps are smaller. Both are done as
-    two 1-D box sums of shifted in-place adds into one copy: on the many
-    single-channel maps of an NTK block, pooling (or padding a copy) took
-    25-40 % of the kernel's time.
-    """
-    lead = maps.shape[:-1]
-    out = maps.reshape(-1, *grid)
-    for dim, (size, width) in zip((1, 2), zip(grid, window)):
-        if ntk_padding == "valid":
-            kept = size - width + 1
-            total = out.narrow(dim, 0, kept).clone()
-            for shift in range(1, width):
-                total.add_(out.narrow(dim, shift, kept))
-        else:
-            before = width // 2
-            total = out.clone()
-            # Output i sums input i + shift for shift in [-before, width - 1 - before].
-            for shift in range(-before, width - before):
-                if shift == 0 or abs(shift) >= size:
+    def patches(self, X: torch.Tensor) -> torch.Tensor:
+        """Cut the patches of the kernel's geometry out of images (see :func:`extract_patches`).
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n, C, H, W)
+            The images; when the kernel has a ``grid``, of a size that gives that grid.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, P, C * q_h * q_w)
+            The patches of every image, positions in row-major order.
+        """
+        if self.grid is not None:
+            grid = patch_grid_shape(X.shape[-2:], self.patch_size, stride=self.stride, padding=self.padding)
+            if grid != self.grid:
+                raise ValueError(f"Images of size {tuple(X.shape[-2:])} have a {grid} grid of patches, but the "
+                                 f"kernel compares {self.grid} grids; pass images of the size it was made for.")
+        return extract_patches(X, self.patch_size, stride=self.stride, padding=self.padding)
+
+    def gram(self, A: torch.Tensor, B: torch.Tensor | None = None) -> torch.Tensor:
+        """Compute the kernel matrix from position-major transformed patches.
+
+        Parameters
+        ----------
+        A : torch.Tensor of shape (P, n, r)
+            Transformed patches ``T x_p`` of the rows (see :func:`transform_patches`).
+        B : torch.Tensor of shape (P, m, r) or None, default=None
+            Those of the columns; None uses ``A`` and fills only the upper block
+            triangle (the matrix is symmetric).
+
+        Returns
+        -------
+        torch.Tensor of shape (n, m)
+            ``K(x_i, z_j)``, in the dtype and on the device of ``A``.
+        """
+        symmetric = B is None
+        B = A if symmetric else B
+        n_pos, n, m = A.shape[0], A.shape[1], B.shape[1]
+        if B.shape[0] != n_pos or B.shape[2] != A.shape[2]:
+            raise ValueError(f"Patch tensors disagree: {tuple(A.shape)} vs {tuple(B.shape)}.")
+        if self.grid is not None and self.grid[0] * self.grid[1] != n_pos:
+            raise ValueError(f"The patches have {n_pos} positions but the kernel's grid {self.grid} has "
+                             f"{self.grid[0] * self.grid[1]}.")
+        batch_size = self.batch_size
+        if self.kernel == "ntk":
+            if self.grid is None:
+                raise ValueError("kernel='ntk' needs grid=(H_out, W_out), the positions of the patches.")
+            grids = ntk_layer_grids(self.grid, self.patch_size, self.ntk_depth, self.ntk_padding)
+            # One NTK block holds a few (rows, cols, P) maps through every layer:
+            # maps of _BLOCK_ELEMENTS / 2 numbers keep them in cache
+            # (benchmarks/bench_convrfm.py times the kernel).
+            batch_size = max(1, min(batch_size, int(math.sqrt(_BLOCK_ELEMENTS / 2 / n_pos))))
+        out = A.new_empty(n, m)
+        rows_all = [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+        cols_all = [slice(s, min(s + batch_size, m)) for s in range(0, m, batch_size)]
+        for i, rows in enumerate(rows_all):
+            for j, cols in enumerate(cols_all):
+                if symmetric and j < i:
                     continue
-                lo, hi = max(0, -shift), size - max(0, shift)
-                total.narrow(dim, lo, hi - lo).add_(out.narrow(dim, lo + shift, hi - lo))
-        out = total.div_(width)
-    return out.reshape(*lead, -1)
+                if self.kernel == "ntk":
+                    block = ntk_block(A[:, rows], B[:, cols], grids, self.patch_size, self.ntk_padding)
+                else:
+                    block = _radial_kernel_block(A[:, rows], B[:, cols], self.kernel, self.bandwidth, batch_size)
+                out[rows, cols] = block
+                if symmetric and j > i:
+                    out[cols, rows] = block.T
+        # The mean over the positions the read-out sees (the last NTK layer's).
+        return out.div_(grids[-1][0] * grids[-1][1] if self.kernel == "ntk" else n_pos)
 
+    def agop(
+        self,
+        patches_x: torch.Tensor,
+        patches_z: torch.Tensor,
+        coef: torch.Tensor,
+        *,
+        T: torch.Tensor | None = None,
+        sample_weight: torch.Tensor | None = None,
+        method: str = "auto",
+    ) -> torch.Tensor:
+        """Compute the patch AGOP of the kernel predictor ``f(x) = sum_i coef_i K(x, z_i)``.
 
-def _first_layer(A, B):
-    """Layer-1 covariances ``(nb, mb, P)`` and variances ``(nb, P)``, ``(mb, P)`` of the NTK."""
-    r = A.shape[-1]
-    cov = torch.einsum("pnd,pmd->nmp", A, B) / r
-    return cov, (A.square().sum(-1) / r).T.contiguous(), (B.square().sum(-1) / r).T.contiguous()
+        ``G = sum_x w_x sum_p sum_c g g^T / sum_x w_x`` with ``g`` the gradient of ``f_c``
+        with respect to the patch ``x_p`` (see :mod:`skphase.nn._agop`).
 
+        Parameters
+        ----------
+        patches_x : torch.Tensor of shape (n, P, d)
+            Patches of the images where gradients are taken. Passing the same
+            tensor object as ``patches_z`` (gradients at the centres) halves the
+            work of the closed form.
+        patches_z : torch.Tensor of shape (m, P, d)
+            Patches of the predictor's centres.
+        coef : torch.Tensor of shape (m,) or (m, n_outputs)
+            Coefficients of the predictor, one row per centre.
+        T : torch.Tensor of shape (r, d) or None, default=None
+            Square root of the Mahalanobis matrix, ``M = T^T T``; None is the identity.
+        sample_weight : torch.Tensor of shape (n,) or None, default=None
+            Weights ``w_x`` of the images of ``patches_x`` in the average; None weighs them equally.
+        method : {"auto", "closed_form", "autograd"}, default="auto"
+            ``"auto"`` uses the closed form for Laplace/Gaussian and autograd for the NTK.
 
-def _next_layer_inputs(nngp, ntk, var_a, var_b, window, grid, ntk_padding):
-    """What a ``window`` conv layer sees: every map averaged over the window.
+        Returns
+        -------
+        torch.Tensor of shape (d, d)
+            The patch AGOP, symmetric positive semi-definite.
+        """
+        # Imported here: the AGOP module builds on the kernel blocks of this one.
+        from ._agop import agop_from_patches
 
-    The variances are averaged as they are: ``E[relu(u)^2]`` with ``c_sigma = 2``
-    is the variance itself.
-    """
-    return tuple(_window_average(maps, window, grid, ntk_padding) for maps in (nngp, ntk, var_a, var_b))
-
-
-def _ntk_block(A, B, grids, window, ntk_padding):
-    """ReLU conv-net NTK (no pooling, read-out over all positions) of a block, summed over positions.
-
-    Layer 1 covariance at a position is ``<a_p, b_p> / r``; each deeper layer
-    applies the ReLU expectation and averages it over a ``window``
-    neighbourhood ('same' or 'valid' convolution; ``grids`` from
-    :func:`ntk_layer_grids`); the read-out adds the last layer's NTK and NNGP
-    terms at every position. Without gradients the in-place
-    :func:`_ntk_block_inplace` computes the same numbers.
-    """
-    if not (torch.is_grad_enabled() and (A.requires_grad or B.requires_grad)):
-        return _ntk_block_inplace(A, B, grids, window, ntk_padding)
-    depth = len(grids)
-    cov, var_a, var_b = _first_layer(A, B)
-    ntk = cov
-    for layer in range(depth):
-        nngp, deriv = _relu_expectations(cov, var_a[:, None, :], var_b[None, :, :])
-        ntk = ntk * deriv + nngp
-        if layer == depth - 1:
-            break
-        cov, ntk, var_a, var_b = _next_layer_inputs(nngp, ntk, var_a, var_b, window, grids[layer], ntk_padding)
-    return ntk.sum(-1)
-
-
-def _ntk_block_inplace(A, B, grids, window, ntk_padding):
-    """:func:`_ntk_block` without autograd, in a few reused buffers (1.5x faster).
-
-    With ``theta = arccos(rho)``: ``kappa_0 = (pi - theta) / pi`` and
-    ``kappa_1 = (sin theta + (pi - theta) rho) / pi``, so one arccos and one
-    square root per layer serve both terms.
-    """
-    depth = len(grids)
-    cov, var_a, var_b = _first_layer(A, B)
-    tiny = torch.finfo(cov.dtype).tiny ** 0.25
-    ntk = cov.clone()
-    angle, nngp = torch.empty_like(cov), torch.empty_like(cov)
-    for layer in range(depth):
-        if angle.shape != cov.shape:  # 'valid' layers shrink the maps
-            angle, nngp = torch.empty_like(cov), torch.empty_like(cov)
-        scale = torch.sqrt(var_a[:, None, :] * var_b[None, :, :] + tiny)
-        rho = cov.div_(scale).clamp_(-1.0, 1.0)
-        torch.arccos(rho, out=angle)
-        angle.neg_().add_(math.pi)  # pi - theta
-        torch.mul(rho, rho, out=nngp).neg_().add_(1.0).clamp_min_(0.0).sqrt_()  # sin theta
-        nngp.addcmul_(angle, rho).mul_(scale).mul_(1.0 / math.pi)
-        ntk.mul_(angle).mul_(1.0 / math.pi).add_(nngp)
-        if layer == depth - 1:
-            break
-        cov, ntk, var_a, var_b = _next_layer_inputs(nngp, ntk, var_a, var_b, window, grids[layer], ntk_padding)
-    return ntk.sum(-1)
+        return agop_from_patches(self, patches_x, patches_z, coef, T=T, sample_weight=sample_weight, method=method)
 
 
 def patch_kernel_from_patches(A, B=None, *, kernel="laplace", bandwidth=10.0, grid=None, ntk_depth=3,
                               window=(3, 3), ntk_padding="same", batch_size=256):
-    """Image kernel matrix from position-major transformed patches.
+    """Image kernel matrix from position-major transformed patches: ``PatchKernel(...).gram(A, B)``.
 
-    Parameters
-    ----------
-    A : torch.Tensor of shape (P, n, r)
-        Transformed patches ``T x_p`` of the rows (see :func:`transform_patches`).
-    B : torch.Tensor of shape (P, m, r) or None
-        Those of the columns; None uses ``A`` and fills only the upper block
-        triangle (the matrix is symmetric).
-    kernel : {"laplace", "gaussian", "ntk"}
-    bandwidth : float
-        ``L`` of the Laplace and Gaussian patch kernels.
-    grid : tuple of int
-        ``(H_out, W_out)`` of the positions; needed by ``"ntk"``.
-    ntk_depth : int
-        Number of ReLU conv layers of the NTK.
-    window : pair of int
-        Filter size of the NTK's deeper conv layers.
-    ntk_padding : {"same", "valid"}
-        Zero padding of the NTK's deeper layers, or none (each shrinks the grid).
-    batch_size : int
-        Rows and columns per block.
-
-    Returns
-    -------
-    torch.Tensor of shape (n, m)
+    ``window`` is the NTK's filter size (the ``patch_size`` of :class:`PatchKernel`); the other
+    parameters are those of :class:`PatchKernel` and :meth:`PatchKernel.gram`.
     """
-    _check_kernel(kernel, bandwidth)
-    _check_ntk_padding(ntk_padding)  # for every kernel: a typo is never silently ignored
-    symmetric = B is None
-    B = A if symmetric else B
-    n_pos, n, m = A.shape[0], A.shape[1], B.shape[1]
-    if B.shape[0] != n_pos or B.shape[2] != A.shape[2]:
-        raise ValueError(f"Patch tensors disagree: {tuple(A.shape)} vs {tuple(B.shape)}.")
-    if kernel == "ntk":
-        if grid is None or grid[0] * grid[1] != n_pos:
-            raise ValueError("kernel='ntk' needs grid=(H_out, W_out) with H_out * W_out == P.")
-        grids = ntk_layer_grids(grid, window, ntk_depth, ntk_padding)
-        # One NTK block holds a few (rows, cols, P) maps through every layer:
-        # maps of _BLOCK_ELEMENTS / 2 numbers keep them in cache
-        # (benchmarks/bench_convrfm.py times the kernel).
-        batch_size = max(1, min(batch_size, int(math.sqrt(_BLOCK_ELEMENTS / 2 / n_pos))))
-    out = A.new_empty(n, m)
-    rows_all = [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    cols_all = [slice(s, min(s + batch_size, m)) for s in range(0, m, batch_size)]
-    for i, rows in enumerate(rows_all):
-        for j, cols in enumerate(cols_all):
-            if symmetric and j < i:
-                continue
-            if kernel == "ntk":
-                block = _ntk_block(A[:, rows], B[:, cols], grids, window, ntk_padding)
-            else:
-                block = _radial_kernel_block(A[:, rows], B[:, cols], kernel, bandwidth, batch_size)
-            out[rows, cols] = block
-            if symmetric and j > i:
-                out[cols, rows] = block.T
-    # The mean over the positions the read-out sees (the last NTK layer's).
-    return out.div_(grids[-1][0] * grids[-1][1] if kernel == "ntk" else n_pos)
+    spec = PatchKernel(kernel, bandwidth, patch_size=window, ntk_depth=ntk_depth, ntk_padding=ntk_padding,
+                       grid=grid, batch_size=batch_size)
+    return spec.gram(A, B)
 
 
-def patch_kernel(X, Z=None, *, M=None, kernel="laplace", bandwidth=10.0, patch_size=3, stride=1,
-                 padding=0, ntk_depth=3, ntk_padding="same", batch_size=256):
-    """Convolutional kernel ``K(x, z) = (1/P) sum_p k(T x_p, T z_p)`` between two image batches.
+def patch_kernel(
+    X: torch.Tensor,
+    Z: torch.Tensor | None = None,
+    *,
+    M: torch.Tensor | None = None,
+    kernel: str = "laplace",
+    bandwidth: float | None = 10.0,
+    patch_size: int | tuple[int, int] = 3,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    ntk_depth: int = 3,
+    ntk_padding: str = "same",
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Compute the convolutional kernel ``K(x, z) = (1/P) sum_p k(T x_p, T z_p)`` of two image batches.
 
     Parameters
     ----------
     X : torch.Tensor of shape (n, C, H, W)
-    Z : torch.Tensor of shape (m, C, H, W) or None
-        None computes the (symmetric) Gram matrix of ``X``.
-    M : torch.Tensor of shape (C q^2, C q^2) or None
-        Mahalanobis matrix on patches (symmetric PSD); None is the identity.
+        The images of the rows.
+    Z : torch.Tensor of shape (m, C, H, W) or None, default=None
+        The images of the columns, of the shape of those of ``X``; None computes the
+        (symmetric) Gram matrix of ``X``.
+    M : torch.Tensor of shape (d, d) or None, default=None
+        Mahalanobis matrix on patches (symmetric PSD, ``d = C q_h q_w``; ``T`` is its
+        square root); None is the identity.
     kernel : {"laplace", "gaussian", "ntk"}, default="laplace"
-    bandwidth : float, default=10.0
-    patch_size, stride, padding : int or pair of int
-        Patch geometry, as in :class:`torch.nn.Conv2d`. The NTK's deeper
-        layers use ``patch_size`` filters.
+        Patch kernel ``k`` (see :class:`PatchKernel`).
+    bandwidth : float or None, default=10.0
+        ``L`` of the Laplace and Gaussian kernels; not used by the NTK.
+    patch_size : int or pair of int, default=3
+        Height and width of a patch, as the kernel size of :class:`torch.nn.Conv2d`. The
+        NTK's deeper layers use filters of this size.
+    stride : int or pair of int, default=1
+        Step between two neighbouring patch positions.
+    padding : int or pair of int, default=0
+        Rows and columns of zeros added on each side of the images.
     ntk_depth : int, default=3
+        Number of ReLU conv layers of the NTK.
     ntk_padding : {"same", "valid"}, default="same"
         The NTK's deeper layers pad with zeros ('same') or shrink the grid by
         ``patch_size - 1`` each ('valid', the authors' network).
@@ -543,25 +682,32 @@ def patch_kernel(X, Z=None, *, M=None, kernel="laplace", bandwidth=10.0, patch_s
 
     Returns
     -------
-    torch.Tensor of shape (n, m), dtype and device of ``X``
+    torch.Tensor of shape (n, m)
+        ``K(x_i, z_j)``, in the dtype and on the device of ``X``.
+
+    See Also
+    --------
+    PatchKernel : the same kernel as a value, with its patch AGOP.
+    patch_agop : the patch AGOP of a predictor of this kernel.
 
     Examples
     --------
     >>> import torch
+    >>> from skphase.nn import patch_kernel
     >>> X = torch.rand(4, 1, 6, 6, dtype=torch.float64)
     >>> K = patch_kernel(X, patch_size=3)
     >>> K.shape, bool(torch.allclose(K, K.T)), float(K[0, 0])
     (torch.Size([4, 4]), True, 1.0)
     """
     grid = patch_grid_shape(X.shape[-2:], patch_size, stride=stride, padding=padding)
+    spec = PatchKernel(kernel, bandwidth, patch_size=patch_size, stride=stride, padding=padding, ntk_depth=ntk_depth,
+                       ntk_padding=ntk_padding, grid=grid, batch_size=batch_size)
     T = None if M is None else psd_sqrt(M.to(X))
-    A = transform_patches(extract_patches(X, patch_size, stride=stride, padding=padding), T)
+    A = transform_patches(spec.patches(X), T)
     B = None
     if Z is not None:
         if Z.shape[1:] != X.shape[1:]:
             raise ValueError(f"X and Z must hold images of one shape, got {tuple(X.shape[1:])} and "
                              f"{tuple(Z.shape[1:])}.")
-        B = transform_patches(extract_patches(Z.to(X), patch_size, stride=stride, padding=padding), T)
-    return patch_kernel_from_patches(A, B, kernel=kernel, bandwidth=bandwidth, grid=grid,
-                                     ntk_depth=ntk_depth, window=_pair(patch_size, "patch_size"),
-                                     ntk_padding=ntk_padding, batch_size=batch_size)
+        B = transform_patches(spec.patches(Z.to(X)), T)
+    return spec.gram(A, B)

@@ -1,5 +1,9 @@
 """The learned scattering network: a cascade of scattering blocks and a linear head."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -30,11 +34,23 @@ class PhaseCollapseNet(nn.Module):
     n_classes : int
         Outputs of the linear head.
     L : int, default=4
+        Number of wavelet orientations of each block.
     nonlinearity : str, default="modulus"
+        One of ``NONLINEARITIES``; see :class:`ComplexNonlinearity`.
     variant : {"lscat", "lscat+skip"}, default="lscat+skip"
+        One of ``VARIANTS``: ``"lscat+skip"`` also passes the low-pass and linear coefficients on to
+        the projection; see :class:`ScatteringBlock`.
     factorized : bool, default=False
+        Build every octave from two blocks of half-octave filters (the first keeps the resolution),
+        as the paper's CIFAR-10 and ImageNet networks.
     generator : torch.Generator or None
         Seeds the initial projections.
+
+    See Also
+    --------
+    ScatteringBlock : the blocks of the cascade.
+    count_subsamplings : how many blocks halve the image.
+    skphase.ScatteringPhaseCollapse : the scikit-learn estimator training this network.
 
     Notes
     -----
@@ -47,19 +63,42 @@ class PhaseCollapseNet(nn.Module):
     wavelet filtering and projection products run in low precision while every
     statistic, normalisation and the head stay in float32: block outputs and
     logits are float32, and the running statistics are updated in float32.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import PhaseCollapseNet
+    >>> net = PhaseCollapseNet(3, (32, 32), widths=(16, 32), n_classes=10,
+    ...                        generator=torch.Generator().manual_seed(0))
+    >>> images = torch.rand(4, 3, 32, 32)
+    >>> tuple(net(images).shape)
+    (4, 10)
+    >>> [tuple(z.shape) for z in net.features(images, all_blocks=True)]  # channels last, [re | im]
+    [(4, 16, 16, 32), (4, 8, 8, 64)]
     """
 
-    def __init__(self, in_channels, image_size, widths, n_classes, *, L=4, nonlinearity="modulus",
-                 variant="lscat+skip", factorized=False, generator=None):
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        widths: Sequence[int],
+        n_classes: int,
+        *,
+        L: int = 4,
+        nonlinearity: str = "modulus",
+        variant: str = "lscat+skip",
+        factorized: bool = False,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         blocks, channels, complex_input = [], in_channels, False
         height, width = image_size
-        for width_out, kind in zip(widths, block_kinds(len(widths), factorized)):
-            block = ScatteringBlock(channels, width_out, L=L, kind=kind, nonlinearity=nonlinearity,
+        for channels_out, kind in zip(widths, block_kinds(len(widths), factorized)):
+            block = ScatteringBlock(channels, channels_out, L=L, kind=kind, nonlinearity=nonlinearity,
                                     variant=variant, complex_input=complex_input, generator=generator)
             blocks.append(block)
             height, width = block.wavelets.output_size(height), block.wavelets.output_size(width)
-            channels, complex_input = width_out, True
+            channels, complex_input = channels_out, True
         self.blocks = nn.ModuleList(blocks)
         self.output_shape = (height, width, 2 * channels)
         self.head_norm = nn.BatchNorm1d(2 * channels)
@@ -69,8 +108,32 @@ class PhaseCollapseNet(nn.Module):
             self.head.weight.copy_(torch.randn(n_classes, fan_in, generator=generator) / fan_in**0.5)
             self.head.bias.zero_()
 
-    def features(self, images, *, all_blocks=False):
-        """Output of the last block ``(n, h, w, 2C)``, or the list of every block's output."""
+    def features(
+        self,
+        images: torch.Tensor,
+        *,
+        all_blocks: bool = False,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Compute the output of the last block, or of every block.
+
+        Parameters
+        ----------
+        images : torch.Tensor of shape (n, in_channels, H, W)
+            Input images.
+        all_blocks : bool, default=False
+            Return the output of every block instead of the last one.
+
+        Returns
+        -------
+        torch.Tensor or list of torch.Tensor
+            Channels-last ``(n, h, w, 2C)`` outputs (real parts, then imaginary parts).
+        """
+        channels = self.blocks[0].in_channels
+        if images.ndim != 4 or images.shape[1] != channels:
+            hint = (" The images look channels-last (n, H, W, C): pass images.permute(0, 3, 1, 2)."
+                    if images.ndim == 4 and images.shape[-1] == channels else "")
+            raise ValueError(f"PhaseCollapseNet expects images of shape (n, {channels}, H, W) (channels first), "
+                             f"got {tuple(images.shape)}.{hint}")
         x = images.permute(0, 2, 3, 1)
         outputs = []
         for block in self.blocks:
@@ -78,12 +141,25 @@ class PhaseCollapseNet(nn.Module):
             outputs.append(x)
         return outputs if all_blocks else x
 
-    def classify(self, features):
-        """Logits from last-block features ``(n, h, w, 2C)``.
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Compute the logits from the features of the last block.
 
         The head runs in the dtype of its parameters even inside an autocast region: it costs
         little next to the blocks, and the logits (and the loss computed from them) stay in float32.
+
+        Parameters
+        ----------
+        features : torch.Tensor of shape (n, h, w, 2C)
+            Output of the last block, as :meth:`features` returns it.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, n_classes)
+            The logits.
         """
+        if tuple(features.shape[1:]) != self.output_shape:
+            raise ValueError(f"The head takes last-block features of shape (n, {', '.join(map(str, self.output_shape))}), "
+                             f"got {tuple(features.shape)}: the images must have the image_size given to the network.")
         n = features.shape[0]
         with autocast_disabled(features.device.type):
             features = features.to(self.head.weight.dtype)
@@ -94,6 +170,29 @@ class PhaseCollapseNet(nn.Module):
         return self.classify(self.features(images))
 
 
-def count_subsamplings(n_blocks, factorized):
-    """How many blocks of the cascade subsample by 2."""
+def count_subsamplings(n_blocks: int, factorized: bool) -> int:
+    """Count the blocks of a :class:`PhaseCollapseNet` cascade that subsample by 2.
+
+    Parameters
+    ----------
+    n_blocks : int
+        Number of blocks.
+    factorized : bool
+        Whether octaves are factorised into two blocks (the first keeps the resolution).
+
+    Returns
+    -------
+    int
+        Number of subsamplings: images must be at least ``2**count`` pixels wide and high.
+
+    See Also
+    --------
+    PhaseCollapseNet : the network whose blocks are counted.
+
+    Examples
+    --------
+    >>> from skphase.nn import count_subsamplings
+    >>> count_subsamplings(8, factorized=True), count_subsamplings(3, factorized=False)
+    (4, 3)
+    """
     return sum(kind != "factorized_first" for kind in block_kinds(n_blocks, factorized))

@@ -8,9 +8,12 @@ with each layer's momentum set to ``1 / (k + 1)`` at batch ``k``, replaces them 
 plain average of the batch statistics of the final network.
 """
 
+from __future__ import annotations
+
 import torch
 
 from ..utils._precision import autocast
+from ..utils._sources import ImageSource
 
 __all__ = ["recalibrate_running_statistics"]
 
@@ -23,7 +26,14 @@ def _statistics_layers(module):
 
 
 @torch.no_grad()
-def recalibrate_running_statistics(module, source, *, batch_size, device, precision="float32"):
+def recalibrate_running_statistics(
+    module: torch.nn.Module,
+    source: ImageSource,
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    precision: str = "float32",
+) -> int:
     """Set every running mean and variance of ``module`` to the average over ``source``'s batches.
 
     Parameters
@@ -39,7 +49,9 @@ def recalibrate_running_statistics(module, source, *, batch_size, device, precis
     batch_size : int
         Images per batch: use the training batch size, so that the statistics are those of training.
     device : torch.device or str
+        Device of the module; the batches are sent there.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Forward passes under :func:`torch.autocast` in this dtype.
 
     Returns
     -------
@@ -50,6 +62,22 @@ def recalibrate_running_statistics(module, source, *, batch_size, device, precis
     ------
     FloatingPointError
         When a recomputed statistic is not finite (inputs too large for the precision).
+
+    See Also
+    --------
+    train_classifier : calls this after the last epoch (``recalibrate=True``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skphase.nn import recalibrate_running_statistics
+    >>> from skphase.utils import as_image_source
+    >>> module = torch.nn.BatchNorm2d(1)
+    >>> recalibrate_running_statistics(module, as_image_source(torch.full((8, 1, 2, 2), 3.0)),
+    ...                                batch_size=4, device="cpu")
+    2
+    >>> module.running_mean
+    tensor([3.])
     """
     layers = _statistics_layers(module)
     if not layers:

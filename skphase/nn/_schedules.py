@@ -11,6 +11,7 @@ import numbers
 
 __all__ = ["SCHEDULES", "budget_spent", "make_schedule"]
 
+#: The learning-rate schedules of :func:`train_classifier` (its ``schedule``).
 SCHEDULES = ("cosine", "step", "constant")
 
 #: Keyword arguments each schedule accepts in ``schedule_params``.

@@ -7,6 +7,8 @@ looked for only when ``distributed`` is already loaded (it always is in a
 worker process).
 """
 
+from __future__ import annotations
+
 import os
 import re
 import sys
@@ -65,7 +67,7 @@ def _mps_available():
     return mps is not None and mps.is_available()
 
 
-def resolve_device(device="auto"):
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn a ``device`` parameter into a :class:`torch.device`.
 
     Parameters
@@ -83,6 +85,7 @@ def resolve_device(device="auto"):
     Returns
     -------
     torch.device
+        The device, checked to be usable on this machine.
 
     Raises
     ------
@@ -90,6 +93,10 @@ def resolve_device(device="auto"):
         If the value is not a device torch knows, is a device skphase does not
         run on (``"meta"``, ``"mps"`` where unavailable, ...), or asks for a
         CUDA device that this machine does not have.
+
+    See Also
+    --------
+    make_generator : a random generator on the resolved device.
 
     Examples
     --------

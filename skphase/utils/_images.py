@@ -6,7 +6,8 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["check_channels_first", "check_images", "infer_image_shape", "min_image_size_error"]
+__all__ = ["check_channels_first", "check_images", "check_packet_levels", "infer_image_shape", "is_integer",
+           "min_image_size_error"]
 
 #: Flat rows of ``3 * s**2`` values are refused without ``image_shape`` from this side on.
 _MIN_COLOUR_SIDE = 4
@@ -218,3 +219,26 @@ def min_image_size_error(image_hw, min_hw, reason):
 def is_integer(value):
     """True for Python and numpy integers (not bools)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_packet_levels(J):
+    """Validate ``J``, the number of levels of a wavelet packet tree.
+
+    Parameters
+    ----------
+    J : int
+        Number of levels; at least 1.
+
+    Returns
+    -------
+    int
+        ``J`` as a Python int.
+
+    Raises
+    ------
+    ValueError
+        If ``J`` is not an integer >= 1.
+    """
+    if not is_integer(J) or J < 1:
+        raise ValueError(f"J (number of packet levels) must be an integer >= 1, got {J!r}.")
+    return int(J)

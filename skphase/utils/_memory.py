@@ -1,5 +1,7 @@
 """Keeping freed memory in the process, so that large CPU tensors do not page-fault."""
 
+from __future__ import annotations
+
 import ctypes
 import ctypes.util
 import sys
@@ -12,7 +14,7 @@ _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
 
 
-def retain_freed_memory():
+def retain_freed_memory() -> bool:
     """Let the process reuse the memory of freed tensors instead of returning it to the system.
 
     glibc's ``malloc`` serves every block above its mmap threshold (at most

@@ -12,11 +12,15 @@ read as floats 0.0-255.0 (no rescaling to [0, 1]); divide by 255 yourself if the
 model was built for [0, 1] images.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from ._images import check_images, infer_image_shape
 
@@ -34,6 +38,7 @@ class ImageSource:
     Attributes
     ----------
     n_samples : int
+        Number of images.
     image_shape : tuple of int
         ``(C, H, W)`` of one image.
     dtype : torch.dtype
@@ -41,6 +46,20 @@ class ImageSource:
     input_dtype : torch.dtype or None
         Dtype of the values as stored (for a Dataset, of its first image);
         None when torch has no such dtype.
+
+    See Also
+    --------
+    as_image_source : wrap images of any supported kind in a source.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skphase.utils import as_image_source
+    >>> source = as_image_source(np.zeros((10, 1, 8, 8)))
+    >>> source.n_samples, source.image_shape
+    (10, (1, 8, 8))
+    >>> [tuple(images.shape) for _, images in source.batches(4)]
+    [(4, 1, 8, 8), (4, 1, 8, 8), (2, 1, 8, 8)]
     """
 
     n_samples: int
@@ -52,39 +71,84 @@ class ImageSource:
         return self.n_samples
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int, int, int]:
         """``(n, C, H, W)``."""
         return (self.n_samples,) + tuple(self.image_shape)
 
-    def read(self, index):
-        """Images at ``index`` (a slice or a 1-D integer array/tensor), as a float CPU tensor.
+    def read(self, index: slice | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Read the images at ``index`` as a float CPU tensor.
 
         The tensor never shares memory with the stored images: callers may write to it.
+
+        Parameters
+        ----------
+        index : slice, 1-D int ndarray or 1-D int torch.Tensor
+            The images to read.
+
+        Returns
+        -------
+        torch.Tensor of shape (len(index), C, H, W)
+            The images, of dtype :attr:`dtype`.
         """
         raise NotImplementedError
 
-    def labels(self):
-        """Labels carried by the source itself (a Dataset yielding ``(image, label)``), else None."""
+    def labels(self) -> np.ndarray | None:
+        """Return the labels carried by the source itself, if any.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or None
+            The labels of a Dataset yielding ``(image, label)`` pairs; None for images alone.
+        """
         return None
 
-    def batches(self, batch_size, order=None):
-        """Yield ``(index, images)`` over ``order`` (default: all images in turn), ``batch_size`` at a time.
+    def batches(
+        self,
+        batch_size: int,
+        order: torch.Tensor | None = None,
+    ) -> Iterator[tuple[slice | torch.Tensor, torch.Tensor]]:
+        """Iterate over the images ``batch_size`` at a time, in the order ``order``.
 
         Parameters
         ----------
         batch_size : int
+            Images per batch (the last batch may be smaller).
         order : 1-D int64 tensor or None
-            Indices to visit, e.g. a shuffled permutation.
+            Indices to visit, e.g. a shuffled permutation; None visits all images in turn.
+
+        Yields
+        ------
+        index : slice or 1-D int64 tensor
+            The indices of the batch.
+        images : torch.Tensor of shape (b, C, H, W)
+            The images of the batch, as :meth:`read` returns them.
         """
         for index in _chunks(self.n_samples, batch_size, order):
             yield index, self.read(index)
 
-    def subset(self, indices):
-        """The images at ``indices`` as another source, without reading them."""
+    def subset(self, indices: np.ndarray | torch.Tensor) -> ImageSource:
+        """Return the images at ``indices`` as another source, without reading them.
+
+        Parameters
+        ----------
+        indices : 1-D int ndarray or torch.Tensor
+            The images to keep, in this order.
+
+        Returns
+        -------
+        ImageSource
+            A source of ``len(indices)`` images.
+        """
         raise NotImplementedError
 
-    def to_tensor(self):
-        """Every image as one float tensor (for estimators that keep their data in memory)."""
+    def to_tensor(self) -> torch.Tensor:
+        """Read every image into one float tensor.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, C, H, W)
+            The images, for estimators that keep their data in memory.
+        """
         return self.read(slice(0, self.n_samples))
 
 
@@ -110,7 +174,7 @@ class ArrayImages(ImageSource):
     X : ndarray, numpy.memmap or torch.Tensor
         ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)``; read-only arrays are fine.
     image_shape : tuple of int or None
-        See :func:`~skphase.utils.infer_image_shape`.
+        See ``skphase.utils._images.infer_image_shape``.
     dtype : torch.dtype, default=torch.float32
     min_samples : int, default=1
     name : str, default="X"
@@ -303,24 +367,48 @@ class DatasetImages(ImageSource):
         return out
 
 
-def as_image_source(X, *, image_shape=None, dtype=torch.float32, min_samples=1, num_workers=0, name="X"):
+def as_image_source(
+    X: ArrayLike | torch.utils.data.Dataset | ImageSource,
+    *,
+    image_shape: tuple[int, ...] | None = None,
+    dtype: torch.dtype = torch.float32,
+    min_samples: int = 1,
+    num_workers: int = 0,
+    name: str = "X",
+) -> ImageSource:
     """Wrap ``X`` in the :class:`ImageSource` that reads it batch by batch.
 
     Parameters
     ----------
     X : array-like, numpy.memmap, torch.Tensor, torch Dataset or ImageSource
+        The images: ``(n, C, H, W)``, ``(n, H, W)`` or flat ``(n, d)`` rows with ``image_shape``; a
+        Dataset yields an image or an ``(image, label)`` pair per index.
     image_shape : tuple of int or None
         ``(H, W)`` or ``(C, H, W)`` of flat rows.
     dtype : torch.dtype, default=torch.float32
         Dtype of the batches read.
     min_samples : int, default=1
+        Fewest images accepted.
     num_workers : int, default=0
         DataLoader workers, for a Dataset.
     name : str, default="X"
+        Name of the argument, in error messages.
 
     Returns
     -------
     ImageSource
+        ``X`` itself when it is already a source.
+
+    See Also
+    --------
+    ImageSource : what the returned source offers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skphase.utils import as_image_source
+    >>> as_image_source(np.zeros((5, 64)), image_shape=(8, 8)).image_shape
+    (1, 8, 8)
     """
     if isinstance(X, ImageSource):
         if X.dtype == dtype:
