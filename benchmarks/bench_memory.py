@@ -19,7 +19,16 @@ float32 array. The goal: a peak increase of at most the output plus 150 MB,
 whatever ``n``; a transform that converted the whole input to float first
 would exceed it by 188 MB (float32) or 376 MB (float64) at ``n = 60,000``.
 
-Run ``python benchmarks/bench_memory.py [--threads N]``; prints one table.
+With ``--training`` it measures instead the peak memory of training steps on
+the CPU: for ResNet-18 and the paper's CIFAR configuration of the learned
+scattering network ("lscat" and "lscat+skip", the models of
+``bench_phase_collapse.py``), a fresh process builds the network and one batch
+of 128 random 3 x 32 x 32 images, runs one warm-up step, resets the peak and
+runs two more SGD steps; the peak increase above the resident memory before
+them is what a step needs beyond the weights. The goal: at most twice
+ResNet-18's.
+
+Run ``python benchmarks/bench_memory.py [--threads N] [--training]``; prints one table.
 """
 
 import argparse
@@ -34,6 +43,7 @@ N_IMAGES = 60_000
 SIZES = (6_000, 60_000)
 ESTIMATORS = ("PhaseCollapse", "DTCWPTFeatures")
 GOAL_MB = 150
+TRAINING_GOAL = 2.0  # x ResNet-18's peak
 MB = 2**20
 
 
@@ -65,32 +75,96 @@ def _make_estimator(name, X):
 
 
 def run_case(path, name, n, threads):
-    """One measurement, in this (fresh) process; prints ``output_mb peak_increase_mb``."""
-    import resource
-
+    """One measurement, in this (fresh) process; prints ``output_mb peak_increase_mb how``."""
     import torch
 
     torch.set_num_threads(threads)
     X = np.load(path, mmap_mode="r")[:, None]  # (60000, 1, 28, 28) uint8, still a memmap
     model = _make_estimator(name, X)
     model.transform(X[:256])  # first call: lazy allocations of torch and the model, not per-image memory
+    outputs = []
+    increase, how = _peak_increase(lambda: outputs.append(model.transform(X[:n])))
+    print(f"{outputs[0].nbytes / MB:.1f} {increase / 1024:.1f} {how}")
+
+
+def _peak_increase(run):
+    """Peak resident memory (kB) reached by ``run()`` above the resident memory before it, and how it was read."""
+    import resource
+
     hwm = _reset_peak()
     before = _status_kb("VmRSS") if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = model.transform(X[:n])
+    run()
     after = _status_kb("VmHWM") if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"{out.nbytes / MB:.1f} {(after - before) / 1024:.1f} {'VmHWM' if hwm else 'ru_maxrss'}")
+    return after - before, "VmHWM" if hwm else "ru_maxrss"
+
+
+def run_training_case(name, threads):
+    """One training measurement, in this (fresh) process; prints ``peak_increase_mb how``."""
+    import torch
+
+    from bench_phase_collapse import CIFAR_MODELS, train_step
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = CIFAR_MODELS[name]().train()
+    images, labels = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    train_step(model, optimizer, images, labels)  # momentum buffers and torch's lazy allocations
+
+    def steps():
+        for _ in range(2):
+            train_step(model, optimizer, images, labels)
+
+    increase, how = _peak_increase(steps)
+    print(f"{increase / 1024:.1f} {how}")
+
+
+def _run_fresh(arguments, env):
+    """Run this script with ``arguments`` in a fresh process; its last printed line, split."""
+    result = subprocess.run([sys.executable, os.path.abspath(__file__)] + arguments,
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(arguments)} failed:\n{result.stderr}")
+    return result.stdout.split("\n")[-2].split()
+
+
+def training_table(threads, env):
+    from bench_phase_collapse import CIFAR_MODELS
+
+    print(f"Training steps on the CPU, batch 128 of 3 x 32 x 32, one fresh process per network, {threads} "
+          f"torch thread(s)\n")
+    header = f"{'network':<28}{'peak step +MB':>15}{'x ResNet-18':>13}{'goal':>8}{'met':>5}"
+    print(header)
+    print("-" * len(header))
+    peaks = {}
+    for name in CIFAR_MODELS:
+        increase, how = _run_fresh(["--threads", str(threads), "--training-case", name], env)
+        peaks[name] = float(increase)
+        ratio = peaks[name] / peaks["ResNet-18"]
+        met = "" if name == "ResNet-18" else ("yes" if ratio <= TRAINING_GOAL else "no")
+        goal = "" if name == "ResNet-18" else f"<= {TRAINING_GOAL:g}"
+        print(f"{name:<28}{peaks[name]:>15.1f}{ratio:>13.2f}{goal:>8}{met:>5}")
+    print(f"\npeak measured with {how}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--training", action="store_true", help="peak memory of training steps instead")
     parser.add_argument("--case", nargs=3, metavar=("PATH", "ESTIMATOR", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--training-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         path, name, n = args.case
         run_case(path, name, int(n), args.threads)
         return
+    if args.training_case:
+        run_training_case(args.training_case, args.threads)
+        return
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    if args.training:
+        training_table(args.threads, env)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "images.npy")
         images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(N_IMAGES, 28, 28))
@@ -107,12 +181,8 @@ def main():
         print("-" * len(header))
         for name in ESTIMATORS:
             for n in SIZES:
-                command = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-                           "--case", path, name, str(n)]
-                result = subprocess.run(command, capture_output=True, text=True, env=env)
-                if result.returncode != 0:
-                    sys.exit(f"{name} on {n} images failed:\n{result.stderr}")
-                output_mb, increase_mb, how = result.stdout.split()[-3:]
+                output_mb, increase_mb, how = _run_fresh(
+                    ["--threads", str(args.threads), "--case", path, name, str(n)], env)
                 output_mb, increase_mb = float(output_mb), float(increase_mb)
                 met = "yes" if increase_mb <= output_mb + GOAL_MB else "no"
                 print(f"{name:<16}{n:>8}{output_mb:>11.1f}{increase_mb:>14.1f}{increase_mb - output_mb:>14.1f}"

@@ -7,9 +7,16 @@ alternating the models step by step so that machine noise hits them alike;
 prints images per second and the ratio to ResNet-18. Then times skphase's
 fixed wavelet-modulus filtering against kymatio's Scattering2D (J=1).
 
+With ``--products`` it times instead, at the shapes of every block of both CIFAR
+networks, the two ways the CPU can run the 1x1 projections: as oneDNN
+convolutions over channels-last rows or as BLAS matrix products, forward and
+backward. Which is faster depends on the CPU; :mod:`skphase.nn._fused_ops`
+chooses by its instruction set (``CONVOLUTION_DEVICES``: oneDNN with AVX-512),
+and this prints the evidence for the machine at hand.
+
 Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_phase_collapse.py [--steps 3] [--threads 2]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_phase_collapse.py [--steps 3] [--threads 2] [--products]
 """
 
 import argparse
@@ -19,11 +26,22 @@ import torch
 import torch.nn.functional as F
 
 from skphase.nn import PhaseCollapseNet, WaveletFilter, safe_modulus
+from skphase.nn import _fused_ops
+from skphase.nn._standardized_projection import ComplexStandardization
 from skphase.nn._resnet import resnet18
 from skphase.utils import retain_freed_memory
 from skphase.utils._kymatio import import_kymatio
 
 CIFAR_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
+
+#: The networks compared, each built on call: ResNet-18 and the paper's CIFAR configuration.
+CIFAR_MODELS = {
+    "ResNet-18": resnet18,
+    "PhaseCollapse lscat": lambda: PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
+                                                    variant="lscat"),
+    "PhaseCollapse lscat+skip": lambda: PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
+                                                         variant="lscat+skip"),
+}
 
 
 def multiply_accumulates(model, images, *, useful=False):
@@ -111,27 +129,87 @@ def time_models(models, images, labels, steps, train):
     return {name: total / steps for name, total in totals.items()}
 
 
+def projection_shapes(model, images):
+    """``(rows, inputs, outputs)`` of every block's 1x1 projection in a training forward pass."""
+    shapes = []
+
+    def hook(module, inputs, output):
+        if len(inputs) > 1 and inputs[1] is not None:
+            shapes.append((inputs[0].shape[0], inputs[0].shape[1], output.shape[1]))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ComplexStandardization)]
+    with torch.no_grad():
+        model.train()(images)
+    for handle in handles:
+        handle.remove()
+    return shapes
+
+
+def time_products(shapes, steps):
+    """Milliseconds of each 1x1 product, forward and backward, as oneDNN convolution and as BLAS.
+
+    The two paths alternate call by call, so that machine noise hits them alike.
+    """
+    paths = {"oneDNN": ("cpu",), "BLAS": ()}
+    rows_out = []
+    for rows, inputs, outputs in shapes:
+        x, weight, grad = torch.randn(rows, inputs), torch.randn(outputs, inputs), torch.randn(rows, outputs)
+        totals = {(path, way): 0.0 for path in paths for way in ("forward", "backward")}
+        for step in range(steps + 1):  # step 0 warms up
+            for path, devices in paths.items():
+                _fused_ops.CONVOLUTION_DEVICES = devices
+                for way, call in (("forward", lambda: _fused_ops.pointwise_linear(x, weight)),
+                                  ("backward", lambda: _fused_ops._pointwise_linear_grads(grad, x, weight, (True, True)))):
+                    start = time.perf_counter()
+                    call()
+                    if step:
+                        totals[path, way] += (time.perf_counter() - start) * 1e3 / steps
+        rows_out.append(((rows, inputs, outputs), totals))
+    return rows_out
+
+
+def print_products(args):
+    """The ``--products`` table: both product paths at the CIFAR networks' block shapes."""
+    chosen = _fused_ops.CONVOLUTION_DEVICES
+    images = torch.randn(args.batch_size, 3, 32, 32)
+    shapes = []
+    for name in ("PhaseCollapse lscat", "PhaseCollapse lscat+skip"):
+        shapes += [s for s in projection_shapes(CIFAR_MODELS[name](), images) if s not in shapes]
+    timings = time_products(shapes, args.steps)
+    _fused_ops.CONVOLUTION_DEVICES = chosen
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} "
+          f"thread(s): 1x1 projections of the CIFAR networks, ms per call")
+    print(f"\n{'rows x in -> out':<24}{'fwd oneDNN':>11}{'fwd BLAS':>10}{'bwd oneDNN':>12}{'bwd BLAS':>10}")
+    sums = dict.fromkeys(timings[0][1], 0.0)
+    for (rows, inputs, outputs), totals in timings:
+        print(f"{f'{rows} x {inputs} -> {outputs}':<24}{totals['oneDNN', 'forward']:>11.1f}"
+              f"{totals['BLAS', 'forward']:>10.1f}{totals['oneDNN', 'backward']:>12.1f}{totals['BLAS', 'backward']:>10.1f}")
+        for key, value in totals.items():
+            sums[key] += value
+    for way in ("forward", "backward"):
+        print(f"{way}: BLAS / oneDNN time over all shapes {sums['BLAS', way] / sums['oneDNN', way]:.2f}")
+    print(f"chosen on this CPU: {'oneDNN' if 'cpu' in chosen else 'BLAS'}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per model (after one warm-up)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--products", action="store_true",
+                        help="time the CPU's two paths for the 1x1 projections instead")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     retain_freed_memory()  # large freed activations are reused, not page-faulted in again
     torch.manual_seed(0)
+    if args.products:
+        print_products(args)
+        return
     images = torch.randn(args.batch_size, 3, 32, 32).to(device)
     labels = torch.randint(0, 10, (args.batch_size,)).to(device)
-    models = {
-        "ResNet-18": resnet18(),
-        "PhaseCollapse lscat": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
-                                                variant="lscat"),
-        "PhaseCollapse lscat+skip": PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
-                                                     variant="lscat+skip"),
-    }
-    models = {name: model.to(device) for name, model in models.items()}
+    models = {name: build().to(device) for name, build in CIFAR_MODELS.items()}
     print(f"torch {torch.__version__}, {device}, {args.threads} thread(s), batch {args.batch_size}, 3x32x32, "
           f"{args.steps} timed steps")
     macs = {name: multiply_accumulates(m, images) for name, m in models.items()}

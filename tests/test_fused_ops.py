@@ -24,8 +24,9 @@ def test_column_statistics_match_var_mean_under_a_large_mean():
 
 @pytest.mark.parametrize("product", ["convolution", "matrix"])
 def test_standardized_projection_gradcheck(product, monkeypatch):
-    if product == "matrix":  # the GPU's path, run on the CPU
-        monkeypatch.setattr(_fused_ops, "CONVOLUTION_DEVICES", ())
+    # Both paths on whatever CPU runs the test: matrix products (the GPU's path) or oneDNN's.
+    devices = () if product == "matrix" else ("cpu",)
+    monkeypatch.setattr(_fused_ops, "CONVOLUTION_DEVICES", devices)
     flat = (1 + rows((10, 7), 6)).requires_grad_()
     matrix = rows((4, 7), 7).requires_grad_()
     assert torch.autograd.gradcheck(lambda f, m: _StandardizedProjection.apply(f, m, 2, 1e-5, f.dtype)[0], (flat, matrix))

@@ -162,3 +162,19 @@ def test_retain_freed_memory_stops_large_tensors_from_faulting_again():
 def test_images_without_pixels_raise(shape):
     with pytest.raises(ValueError, match="hold no pixel"):
         check_images(np.zeros(shape))
+
+
+def test_map_batches_copies_strided_views_once_and_casts_to_dtype():
+    X = torch.arange(24.0, dtype=torch.float64).reshape(4, 3, 2)
+    out = map_batches(lambda b: b.transpose(1, 2), X, batch_size=3, device=torch.device("cpu"), dtype=np.float32)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, X.transpose(1, 2).numpy().astype(np.float32))
+
+
+def test_map_batches_checks_finiteness_after_the_cast_to_dtype():
+    # Finite in float64, infinite once stored in the float32 output: an overflow, not a silent inf.
+    X = torch.tensor([[1.0], [1e39]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"DT produced NaN or infinite values .* index 1, .* overflowed the range of float32"):
+        map_batches(lambda b: b, X, batch_size=1, device=torch.device("cpu"), check_finite="DT", dtype=np.float32)
+    kept = map_batches(lambda b: b, X, batch_size=1, device=torch.device("cpu"), check_finite="DT")
+    assert kept.dtype == np.float64 and kept[1, 0] == 1e39

@@ -212,21 +212,24 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
             weights = torch.tensor(_LUMINANCE, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
             images = (images * weights).sum(dim=1, keepdim=True)
         height, width = images.shape[-2:]
+        if (height, width) == self.padded_shape_:
+            return images
         return F.pad(images, (0, self.padded_shape_[1] - width, 0, self.padded_shape_[0] - height))
 
     def _output_dtype(self, source):
         """float64 for float64 images transformed in float64, else float32 (see ``dtype``)."""
         keep = self.dtype == "float64" and source.input_dtype == torch.float64
-        return torch.float64 if keep else torch.float32
+        return np.float64 if keep else np.float32
 
     def _features(self, batch):
+        """The features of one batch, ``(n,) + output_shape_``, possibly a strided view."""
         batch = self._prepare(batch)
         out = dtcwpt_pool(batch, self.J, self.pooling)
         if self.channel_indices_.size < out.shape[2]:  # indexing every channel would only copy them
             out = out[:, :, torch.as_tensor(self.channel_indices_, device=out.device)]
         if self.pooling == "none":
-            out = torch.view_as_real(out).movedim(-1, -3)  # (n, C, k, 2, h, w)
-        return out.reshape(out.shape[0], -1)
+            out = torch.view_as_real(out).movedim(-1, -3)  # (n, C, k, 2, h, w), a view
+        return out.flatten(1, 2)
 
     def transform(self, X: ArrayLike | torch.utils.data.Dataset) -> np.ndarray:
         """DT-CWPT features of ``X``.
@@ -251,15 +254,17 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
             the largest float32.
         """
         source = self._validate_source(X, reset=False, dtype=getattr(torch, self.dtype))
-        out_dtype = self._output_dtype(source)
-        return map_batches(
-            lambda batch: self._features(batch).to(out_dtype),
+        # The views of _features are copied once, and cast, into the output array.
+        features = map_batches(
+            self._features,
             source,
             batch_size=self.batch_size,
             device=self.device_,
             progress=progress_bar(self.verbose, "DT-CWPT"),
             check_finite=type(self).__name__,
+            dtype=self._output_dtype(source),
         )
+        return features.reshape(len(features), -1)
 
     def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Reconstruct images from ``pooling="none"`` features (dropped packets count as zero).

@@ -12,7 +12,7 @@ from the composed expression; :mod:`skphase.nn._standardized_projection` and
 - :func:`folded_projection` (eval mode, or no standardisation): the
   standardisation folded into the product's matrix and bias,
   ``x @ (P s)^T - (P s) mu``, saving two passes over the input.
-- :func:`pointwise_linear`: the 1x1 products, run as oneDNN convolutions on the CPU.
+- :func:`pointwise_linear`: the 1x1 products, run as oneDNN convolutions on AVX-512 CPUs.
 - :func:`unit_norm`: ``N``, with a closed-form backward.
 
 Mixed precision: inside a :func:`torch.autocast` region the products run in the
@@ -36,8 +36,10 @@ __all__ = [
     "unit_norm",
 ]
 
-#: Devices where the 1x1 products run as oneDNN convolutions rather than matrix products.
-CONVOLUTION_DEVICES = ("cpu",)
+#: Devices where the 1x1 products run as oneDNN convolutions rather than matrix products: CPUs
+#: with AVX-512. Without it, oneDNN's backward of these shapes does not spread over threads where
+#: the BLAS products do (``benchmarks/bench_phase_collapse.py --products`` times both paths).
+CONVOLUTION_DEVICES = ("cpu",) if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else ()
 
 
 # -- Column statistics ------------------------------------------------------------------------------------------------
@@ -115,10 +117,9 @@ def column_scale(var, n_complex, eps):
 def pointwise_linear(x, weight, bias=None):
     """``x @ weight.T + bias`` for rows ``x`` of shape ``(rows, d)``.
 
-    On :data:`CONVOLUTION_DEVICES` (the CPU) the product runs as a 1x1 convolution
-    over channels-last rows: oneDNN's kernels outrun the BLAS matrix product there,
-    forward and backward (``benchmarks/bench_phase_collapse.py`` times the training
-    steps built on them). Elsewhere it is ``F.linear``.
+    On :data:`CONVOLUTION_DEVICES` (CPUs with AVX-512) the product runs as a 1x1
+    convolution over channels-last rows: oneDNN's kernels outrun the BLAS matrix
+    product there, forward and backward. Elsewhere it is ``F.linear``.
     """
     if x.device.type not in CONVOLUTION_DEVICES:
         return F.linear(x, weight, bias)

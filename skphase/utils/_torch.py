@@ -93,13 +93,15 @@ class _Batches:
 
 
 @torch.no_grad()
-def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None):
+def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None, dtype=None):
     """Apply ``fn`` to ``X`` batch by batch on ``device``, writing every output into one numpy array.
 
     Only one batch of ``X`` is read and moved to ``device`` at a time. The
     output array (one per output when ``fn`` returns a tuple) is allocated from
     the shape and dtype of the first batch's output and filled in place, so the
-    result is held in memory once.
+    result is held in memory once. Each batch's output is copied once, into that
+    array: ``fn`` may return a strided view (e.g. a permutation of its
+    computation's layout) and leave the cast to ``dtype`` to that copy.
 
     Parameters
     ----------
@@ -115,8 +117,11 @@ def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None):
     progress : callable or None
         Wraps the batch iterator (e.g. a tqdm factory) when given.
     check_finite : str or None
-        When given, a batch whose output holds NaN or infinity raises a
-        ValueError naming ``check_finite`` (what computes ``fn``).
+        When given, a batch whose output holds NaN or infinity, in ``fn``'s
+        dtype or after the cast to ``dtype``, raises a ValueError naming
+        ``check_finite`` (what computes ``fn``).
+    dtype : numpy dtype or None
+        dtype of the output arrays; None keeps the dtype of ``fn``'s outputs.
 
     Returns
     -------
@@ -136,17 +141,30 @@ def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None):
     for index, batch in batches:
         out = fn(batch.to(device, non_blocking=True))
         parts = out if isinstance(out, tuple) else (out,)
-        if check_finite is not None:
-            _check_finite_outputs(parts, batch, index, check_finite)
-        parts = [to_numpy(part) for part in parts]
         if result is None:
-            result = tuple(np.empty((n_samples,) + part.shape[1:], dtype=part.dtype) for part in parts)
+            result = tuple(np.empty((n_samples,) + tuple(part.shape[1:]), dtype=dtype or _numpy_dtype(part))
+                           for part in parts)
         index = index.numpy() if isinstance(index, torch.Tensor) else index
         for target, part in zip(result, parts):
-            target[index] = part
+            _write_rows(target, index, part)
+        if check_finite is not None:  # after the cast into the result, which may overflow too
+            _check_finite_outputs([torch.from_numpy(target[index]) for target in result], batch, index, check_finite)
     if result is None:
         raise ValueError("map_batches needs at least one sample.")
     return result if isinstance(out, tuple) else result[0]
+
+
+def _numpy_dtype(part):
+    """The numpy dtype that stores ``part`` (a tensor or an array): float32 for bfloat16."""
+    return part.dtype if isinstance(part, np.ndarray) else to_numpy(torch.empty(0, dtype=part.dtype)).dtype
+
+
+def _write_rows(target, index, part):
+    """``target[index] = part``, casting; a tensor is copied by torch (threaded, any device) into a slice."""
+    if isinstance(part, torch.Tensor) and isinstance(index, slice):
+        torch.from_numpy(target[index]).copy_(part.detach())
+    else:
+        target[index] = to_numpy(part)
 
 
 def _check_finite_outputs(parts, batch, index, name):
