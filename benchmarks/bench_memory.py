@@ -26,7 +26,9 @@ scattering network ("lscat" and "lscat+skip", the models of
 of 128 random 3 x 32 x 32 images, runs one warm-up step, resets the peak and
 runs two more SGD steps; the peak increase above the resident memory before
 them is what a step needs beyond the weights. The goal: at most twice
-ResNet-18's.
+ResNet-18's. The peak includes glibc's heap, where freed blocks below its
+mmap threshold stay; run with ``MALLOC_MMAP_THRESHOLD_=65536`` in the
+environment (passed to every process) to count live tensors only.
 
 Run ``python benchmarks/bench_memory.py [--threads N] [--training]``; prints one table.
 """

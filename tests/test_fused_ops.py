@@ -22,6 +22,17 @@ def test_column_statistics_match_var_mean_under_a_large_mean():
     torch.testing.assert_close(power32.double(), expected32, rtol=1e-4, atol=0)
 
 
+def test_column_statistics_centre_a_chunk_of_rows_at_a_time(monkeypatch):
+    # Chunks that do not divide the rows: the statistics and the kept centred input are the whole's.
+    monkeypatch.setattr(_fused_ops, "CENTRED_CHUNK_ELEMENTS", 3 * 7)
+    flat = rows((50, 7), 8, offset=5.0)
+    power, mean, centred = _column_statistics(flat, centred_dtype=torch.float32)
+    expected_power, expected_mean = torch.var_mean(flat, dim=0, correction=0)
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-12, atol=0)
+    torch.testing.assert_close(power, expected_power, rtol=1e-12, atol=0)
+    torch.testing.assert_close(centred, (flat - expected_mean).float(), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("product", ["convolution", "matrix"])
 def test_standardized_projection_gradcheck(product, monkeypatch):
     # Both paths on whatever CPU runs the test: matrix products (the GPU's path) or oneDNN's.

@@ -24,16 +24,24 @@ class _SafeModulus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, re, im):
-        modulus = torch.hypot(re, im)
-        ctx.save_for_backward(re, im, modulus)
-        return modulus
+        # Only the inputs are kept: in a scattering block they are views of the filtering's output,
+        # which the graph keeps anyway, and the modulus costs one cheap pass to compute again.
+        ctx.save_for_backward(re, im)
+        return torch.hypot(re, im)
 
     @staticmethod
     def backward(ctx, grad):
-        re, im, modulus = ctx.saved_tensors
+        re, im = ctx.saved_tensors
+        modulus = torch.hypot(re, im)
+        at_zero = modulus == 0
         # d|z|/dre = re/|z|; defined as 0 where |z| = 0 instead of 0/0 = NaN.
-        scale = torch.where(modulus > 0, grad / modulus, torch.zeros_like(modulus))
-        return scale * re, scale * im
+        if torch.is_grad_enabled():  # create_graph=True: differentiable ops
+            scale = (grad / modulus).masked_fill(at_zero, 0)
+            return scale * re, scale * im
+        # In place: this runs on the largest activations of a network, where every temporary
+        # counts in the peak memory.
+        scale = torch.div(grad, modulus, out=modulus).masked_fill_(at_zero, 0)
+        return scale * re, scale.mul_(im)
 
 
 def safe_modulus(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..utils._precision import LOW_PRECISION_DTYPES, autocast_disabled, compute_dtype, statistics_dtype
+from ._recompute import will_be_recomputed
 
 __all__ = [
     "CONVOLUTION_DEVICES",
@@ -57,39 +58,49 @@ def _column_sums(x):
     return x.new_ones(x.shape[0]) @ x
 
 
+#: Rows of the centred input formed at a time for the variance: a bounded buffer rather than a
+#: copy of the largest activation of the block.
+CENTRED_CHUNK_ELEMENTS = 2**22
+
+
 def _column_statistics(flat, *, centred_dtype=None):
     """Per-column ``(variance, mean)`` of ``flat`` ``(rows, d)``, without correction, in at least float32.
 
     Two exact passes of matrix-vector products (the mean, then the mean square of
     the centred input): faster than ``var_mean``'s one-pass update on the largest
-    activation of a block, and no cancellation under a large mean.
+    activation of a block, and no cancellation under a large mean. The second pass
+    centres a chunk of rows at a time (:data:`CENTRED_CHUNK_ELEMENTS`), so that it
+    allocates a bounded buffer, not a copy of ``flat``.
     Low-precision input is centred in float32 (the subtraction promotes it).
     With a ``centred_dtype``, a third output is ``flat - mean`` in that dtype.
     """
-    rows = flat.shape[0]
+    rows, columns = flat.shape
+    chunk_rows = max(1, CENTRED_CHUNK_ELEMENTS // max(columns, 1))
     with autocast_disabled(flat.device.type):
         mean = _column_sums(flat) / rows
-        centred = flat - mean
-        kept = None if centred_dtype is None else centred.to(centred_dtype, copy=True)
-        power = _column_sums(centred.square_()) / rows
+        kept = None if centred_dtype is None else flat.new_empty(flat.shape, dtype=centred_dtype)
+        power = torch.zeros_like(mean)
+        for start in range(0, rows, chunk_rows):
+            centred = flat[start:start + chunk_rows] - mean
+            if kept is not None:
+                kept[start:start + chunk_rows] = centred
+            power += _column_sums(centred.square_())
+        power /= rows
     return (power, mean) if kept is None else (power, mean, kept)
 
 
-def _add_moments_gradient(grad_flat, flat, mean, grad_power, grad_mean):
-    """Gradient reaching ``flat`` through its column variance and mean, added in place to ``grad_flat``.
+def _moments_gradient(rows, mean, grad_power, grad_mean):
+    """Per-column ``(slope, offset)``: the gradient reaching ``flat`` through its variance and mean is ``flat slope + offset``.
 
-    ``d power_j / d x_ij = 2 (x_ij - mean_j) / rows`` and ``d mean_j / d x_ij = 1 / rows``,
-    so the gradient is ``x a + b`` with per-column ``a`` and ``b``: two in-place passes where
-    autograd's backward of ``var_mean`` makes five and allocates. (Not ``addcmul(b, x, a)``:
-    its broadcast of a row vector is far slower on the CPU.) Added into a low-precision
-    ``grad_flat``, ``a`` and ``b`` are rounded to its dtype (mixed-dtype in-place kernels are
-    several times slower): callers pass centred ``flat`` and a zero ``mean`` then, so that
-    ``b`` cancels nothing.
+    ``d power_j / d x_ij = 2 (x_ij - mean_j) / rows`` and ``d mean_j / d x_ij = 1 / rows``.
+    Applied in place (two passes, where autograd's backward of ``var_mean`` makes five and
+    allocates). Not as ``addcmul(offset, x, slope)``: its broadcast of a row vector is far slower on
+    the CPU. Added into a low-precision gradient, the factors are rounded to its dtype (mixed-dtype
+    in-place kernels are several times slower): callers pass centred ``flat`` and a zero ``mean``
+    then, so that ``offset`` cancels nothing.
     """
-    rows = flat.shape[0]
     slope = grad_power * (2.0 / rows)
-    offset = grad_mean / rows - slope * mean
-    return grad_flat.addcmul_(flat, slope.to(grad_flat.dtype)).add_(offset.to(grad_flat.dtype))
+    return slope, grad_mean / rows - slope * mean
 
 
 def _channel_variance(power, n_complex):
@@ -161,11 +172,15 @@ class _StandardizedProjection(torch.autograd.Function):
     first, in float32, and rounded after: where a column's mean is large against
     its spread, the folded bias would subtract two nearly equal rounded numbers.
     The input of the product (``flat``, or ``flat - mean`` rounded) is what the
-    backward keeps, with the mean it still has to remove (``mean``, or 0).
+    backward keeps, with the mean it still has to remove (``mean``, or 0), the
+    matrix and the scales (not their product, as large as the matrix).
     """
 
     @staticmethod
     def forward(ctx, flat, matrix, n_complex, eps, dtype):
+        # Input rebuilt for the backward (``skphase.nn._recompute``) is a fresh buffer there: the
+        # backward writes the input's gradient over it rather than holding two such arrays.
+        ctx.input_recomputed = will_be_recomputed(flat) and flat.dtype == dtype
         with autocast_disabled(flat.device.type):
             if dtype in LOW_PRECISION_DTYPES:
                 power, mean, product_input = _column_statistics(flat, centred_dtype=dtype)
@@ -177,7 +192,7 @@ class _StandardizedProjection(torch.autograd.Function):
             scale = column_scale(var, n_complex, eps)
             effective = matrix.to(scale.dtype) * scale
             out = pointwise_linear(product_input, effective.to(dtype), (-(effective @ shift)).to(dtype))
-        ctx.save_for_backward(product_input, matrix, shift, scale, effective)
+        ctx.save_for_backward(product_input, matrix, shift, scale)  # ``effective`` is one product away
         ctx.n_complex, ctx.input_dtype = n_complex, flat.dtype
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
@@ -186,12 +201,15 @@ class _StandardizedProjection(torch.autograd.Function):
     def backward(ctx, grad_out, _grad_mean, _grad_var):
         # ``flat`` is the product's input and ``mean`` the shift left to remove (see the class notes):
         # the gradients below hold for ``(flat - mean) @ (P s)^T`` either way.
-        flat, matrix, mean, scale, effective = ctx.saved_tensors
+        flat, matrix, mean, scale = ctx.saved_tensors
         needs = ctx.needs_input_grad[:2]
+        # Not under create_graph=True: the rebuilt input then carries the history of higher derivatives.
+        overwrite = needs[0] and ctx.input_recomputed and not torch.is_grad_enabled()
         with autocast_disabled(flat.device.type):
+            effective = matrix.to(scale.dtype) * scale
             grad_out = grad_out.to(flat.dtype)
             grad_flat, grad_effective = _pointwise_linear_grads(
-                grad_out, flat, effective.to(flat.dtype), (needs[0], True)
+                grad_out, flat, effective.to(flat.dtype), (needs[0] and not overwrite, True)
             )
             out_sums = _column_sums(grad_out)
             grad_effective = grad_effective.to(mean.dtype) - torch.outer(out_sums, mean)  # the bias -(P s) mu
@@ -205,7 +223,12 @@ class _StandardizedProjection(torch.autograd.Function):
             grad_scale_as_var = (grad_effective * matrix).sum(0) * (-0.5 * scale**3)
             grad_var = _channel_variance(grad_scale_as_var, ctx.n_complex)
             grad_power = _per_column(grad_var, ctx.n_complex)
-            grad_flat = _add_moments_gradient(grad_flat, flat, mean, grad_power, grad_mean)
+            slope, offset = _moments_gradient(flat.shape[0], mean, grad_power, grad_mean)
+            slope, offset = slope.to(flat.dtype), offset.to(flat.dtype)
+            if overwrite:
+                grad_flat = flat.mul_(slope).add_(offset).addmm_(grad_out, effective.to(flat.dtype))
+            else:
+                grad_flat = grad_flat.addcmul_(flat, slope).add_(offset)
         return grad_flat.to(ctx.input_dtype), grad_matrix, None, None, None
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from ._complex_ops import ComplexNonlinearity
 from ._fused_ops import unit_norm
+from ._recompute import saved_as_recomputation
 from ._standardized_projection import ComplexProjection, ComplexStandardization
 from ._wavelet_filter import WaveletFilter
 
@@ -142,6 +143,17 @@ class ScatteringBlock(nn.Module):
         self._check_input(x)
         re, im = self.wavelets(x)  # W: (n, H', W', 1 + L, C) each, the low-pass first
         n, height, width = re.shape[:3]
+        rows = self._feature_rows(re, im)
+        # The projection keeps its input rows for its backward; autograd keeps how to rebuild them
+        # from the filtering's output instead, which the non-linearity's backward holds anyway.
+        reads = (re, im, *self.rho.parameters())
+        with saved_as_recomputation(rows, lambda: self._feature_rows(re, im), reads):
+            z = self.std(rows, self.proj)  # P(Std(.)), the standardisation folded into P's product
+        return unit_norm(z.view(n, height, width, -1), self.eps)  # N
+
+    def _feature_rows(self, re, im):
+        """rho and the linear coefficients of the filtered channels, as rows ``[re | im | real]`` for P."""
+        n, height, width = re.shape[:3]
         if self.variant == "lscat+skip":
             linear, rho_in = (re, im), (re, im)
         else:
@@ -154,9 +166,7 @@ class ScatteringBlock(nn.Module):
         else:
             parts = [linear[0], rho_out[0], linear[1], rho_out[1]]
         # One pass gathers the [re | im | real] features of every pixel into rows for P.
-        flat = torch.cat(parts, dim=-2).view(n * height * width, -1)
-        z = self.std(flat, self.proj)  # P(Std(.)), the standardisation folded into P's product
-        return unit_norm(z.view(n, height, width, -1), self.eps)  # N
+        return torch.cat(parts, dim=-2).view(n * height * width, -1)
 
     def _check_input(self, x):
         """Raise a ValueError naming the expected layout when ``x`` is not ``(n, H, W, channels)``."""

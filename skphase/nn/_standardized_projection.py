@@ -11,11 +11,14 @@ of the largest activation of the block.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
 from ..utils._precision import autocast_disabled, statistics_dtype
 from ._fused_ops import column_scale, folded_projection, standardized_projection
+from ._recompute import saved_as_recomputation
 
 __all__ = ["ComplexStandardization", "ComplexProjection", "semi_unitary"]
 
@@ -94,7 +97,11 @@ class ComplexStandardization(nn.Module):
         else:
             matrix = projection.real_matrix()
         if self.training:
-            out, mean, var = standardized_projection(flat, matrix, self.n_complex, self.eps)
+            # The real matrix is twice the size of the weights it is built from: the backward rebuilds it.
+            keep = (contextlib.nullcontext() if projection is None
+                    else saved_as_recomputation(matrix, projection.real_matrix, tuple(projection.parameters())))
+            with keep:
+                out, mean, var = standardized_projection(flat, matrix, self.n_complex, self.eps)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
                 self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
