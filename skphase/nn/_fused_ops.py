@@ -90,7 +90,7 @@ def _column_statistics(flat, *, centred_dtype=None):
 
 
 def _moments_gradient(rows, mean, grad_power, grad_mean):
-    """Per-column ``(slope, offset)``: the gradient reaching ``flat`` through its variance and mean is ``flat slope + offset``.
+    """Per-column ``(slope, offset)``: ``flat slope + offset`` is the gradient through the variance and mean.
 
     ``d power_j / d x_ij = 2 (x_ij - mean_j) / rows`` and ``d mean_j / d x_ij = 1 / rows``.
     Applied in place (two passes, where autograd's backward of ``var_mean`` makes five and
@@ -207,9 +207,10 @@ class _StandardizedProjection(torch.autograd.Function):
         overwrite = needs[0] and ctx.input_recomputed and not torch.is_grad_enabled()
         with autocast_disabled(flat.device.type):
             effective = matrix.to(scale.dtype) * scale
+            product_matrix = effective.to(flat.dtype)
             grad_out = grad_out.to(flat.dtype)
             grad_flat, grad_effective = _pointwise_linear_grads(
-                grad_out, flat, effective.to(flat.dtype), (needs[0] and not overwrite, True)
+                grad_out, flat, product_matrix, (needs[0] and not overwrite, True)
             )
             out_sums = _column_sums(grad_out)
             grad_effective = grad_effective.to(mean.dtype) - torch.outer(out_sums, mean)  # the bias -(P s) mu
@@ -226,7 +227,7 @@ class _StandardizedProjection(torch.autograd.Function):
             slope, offset = _moments_gradient(flat.shape[0], mean, grad_power, grad_mean)
             slope, offset = slope.to(flat.dtype), offset.to(flat.dtype)
             if overwrite:
-                grad_flat = flat.mul_(slope).add_(offset).addmm_(grad_out, effective.to(flat.dtype))
+                grad_flat = flat.mul_(slope).add_(offset).addmm_(grad_out, product_matrix)
             else:
                 grad_flat = grad_flat.addcmul_(flat, slope).add_(offset)
         return grad_flat.to(ctx.input_dtype), grad_matrix, None, None, None
