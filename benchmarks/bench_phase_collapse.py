@@ -84,13 +84,8 @@ def _block_counter(block, counts, useful):
         out_h, out_w = output.shape[1:3]
         if useful:
             counts.append(maps * out_h * out_w * n_filters * parts * k * k)
-        elif wavelets._uses_dense(height, width):
-            # Dense matrix on each channel's whole map.
-            counts.append(maps * (out_h * out_w * n_filters) * (height * width * parts))
-        else:
-            # Toeplitz product: one row per (channel, output row), one column per (output column, filter).
-            padded_width = width + 2 * (k // 2)
-            counts.append(maps * out_h * parts * k * padded_width * out_w * n_filters)
+        else:  # the matrix products of the path the filter takes for this input
+            counts.append(maps * wavelets.multiply_adds(height, width, maps))
         proj = block.proj.real_matrix()
         counts.append(out_h * out_w * proj.shape[0] * proj.shape[1])  # projection P
     return hook

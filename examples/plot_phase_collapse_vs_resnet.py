@@ -41,6 +41,13 @@ Class separation block by block of the modulus and soft-thresholding LScat + ski
     python examples/plot_phase_collapse_vs_resnet.py --dataset fashion-mnist \
         --models "LScat+skip" "LScat+skip soft-threshold" --separation
 
+At equal wall-clock time instead of equal epochs: ``--equal-time`` trains the ResNets for as long
+as LScat + skip took in the same run (listed before them), or for ``--equal-time SECONDS``, their
+learning rate annealed batch by batch over that time, stopping at the batch where it ends::
+
+    python examples/plot_phase_collapse_vs_resnet.py --dataset fashion-mnist --epochs 2 \
+        --models "LScat+skip" ResNet-20 --equal-time
+
 Long runs may be split: ``--models`` trains a subset and ``--results FILE`` keeps every result
 (one JSON line per model) so that the table gathers runs made one after the other; runs of a model
 with other ``--seed`` values are averaged (mean and standard deviation over seeds, error bars in the
@@ -73,6 +80,11 @@ SCATTERING_MODELS = {
 }
 RESNETS = {"ResNet-20": resnet20, "ResNet-18": resnet18}
 MODELS = ("Scat", *SCATTERING_MODELS, *RESNETS)
+#: Suffix of the ResNets trained for LScat+skip's time (``--equal-time``), and the epochs they may run
+#: at most, as a multiple of the configuration's: the time ends first.
+EQUAL_TIME = " (equal time)"
+EQUAL_TIME_MAX_EPOCHS = 10
+RESULT_NAMES = MODELS + tuple(name + EQUAL_TIME for name in RESNETS)
 
 #: Training settings shared by every network (the ResNets get the same ones).
 TRAINING_KEYS = ("optimizer", "learning_rate_init", "momentum", "weight_decay", "batch_size", "schedule",
@@ -109,7 +121,8 @@ def train_learned_scattering(name, params, data, args):
                                     verbose=args.verbose, precision=args.precision)
     model.fit(X_train, y_train)
     result = dict(model=name, kind=kind, accuracy=model.score(X_test, y_test), seconds=model.training_time_,
-                  epochs=model.n_iter_, parameters=sum(p.numel() for p in model.module_.parameters()))
+                  loop_seconds=model.training_time_ - model.recalibration_time_, epochs=model.n_iter_,
+                  parameters=sum(p.numel() for p in model.module_.parameters()))
     if args.separation:
         rows = layerwise_class_separation(model, X_train, y_train, X_test=X_test, y_test=y_test,
                                           batch_size=params["batch_size"], random_state=args.seed)
@@ -117,26 +130,51 @@ def train_learned_scattering(name, params, data, args):
     return result
 
 
-def train_resnet(name, params, data, args):
-    """A ResNet through the training loop of ScatteringPhaseCollapse, with the same settings."""
+def train_resnet(name, params, data, args, time_budget=None):
+    """A ResNet through the training loop of ScatteringPhaseCollapse, with the same settings.
+
+    With ``time_budget`` (seconds) it trains for that long instead of the configuration's epochs: the
+    learning rate follows the same schedule batch by batch over the time, and training stops at the
+    batch where the time ends; the epochs reported are then fractional.
+    """
     X_train, y_train, X_test, y_test = data
     classes, codes = np.unique(y_train, return_inverse=True)
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)  # the ResNets' initial weights
     net = RESNETS[name](X_train.shape[1], len(classes)).to(device)
+    max_iter, max_time = params["max_iter"], params["max_time"]
+    if time_budget is not None:
+        max_iter, max_time = EQUAL_TIME_MAX_EPOCHS * max_iter, time_budget
     result = train_classifier(
         net, as_image_source(X_train), torch.as_tensor(codes), optimizer=params["optimizer"],
-        max_iter=params["max_iter"], batch_size=params["batch_size"], learning_rate=params["learning_rate_init"],
+        max_iter=max_iter, batch_size=params["batch_size"], learning_rate=params["learning_rate_init"],
         momentum=params["momentum"], weight_decay=params["weight_decay"], schedule=params["schedule"],
         schedule_params=params["schedule_params"], augmentation=params["augmentation"],
-        max_time=params["max_time"], generator=make_generator(args.seed), device=device, precision=args.precision,
-        progress=epoch_progress(args.verbose, params["max_iter"]),
+        max_time=max_time, generator=make_generator(args.seed), device=device, precision=args.precision,
+        progress=epoch_progress(args.verbose, max_iter), schedule_every="epoch" if time_budget is None else "batch",
     )
     test_codes = torch.as_tensor(np.searchsorted(classes, y_test))
     accuracy = evaluate_accuracy(net, as_image_source(X_test), test_codes, batch_size=params["batch_size"],
                                  device=device, precision=args.precision)
-    return dict(model=name, kind="ResNet", accuracy=accuracy, seconds=result.elapsed, epochs=result.n_iter,
+    epochs = result.n_iter
+    if time_budget is not None:  # the last epoch was cut where the time ended
+        epochs = round(result.n_batches / result.batches_per_epoch, 2)
+    return dict(model=name + ("" if time_budget is None else EQUAL_TIME), kind="ResNet", accuracy=accuracy,
+                seconds=result.elapsed, loop_seconds=result.elapsed - result.recalibration_time, epochs=epochs,
                 parameters=sum(p.numel() for p in net.parameters()))
+
+
+def equal_time_budget(args, results):
+    """Seconds the ResNets train for with ``--equal-time``: given, or LScat+skip's in this run.
+
+    The time of the training loop: every network then gets its own final statistics pass.
+    """
+    if args.equal_time:
+        return args.equal_time
+    for result in results:
+        if result["model"] == "LScat+skip":
+            return result["loop_seconds"]
+    raise SystemExit("--equal-time without SECONDS needs LScat+skip before the ResNets in --models.")
 
 
 def train_fixed_scattering(dataset, data):
@@ -164,6 +202,7 @@ def summarise(results):
         rows.append(dict(model=name, kind=newest["kind"], parameters=newest["parameters"], error=errors.mean(),
                          error_sd=errors.std(ddof=1) if len(runs) > 1 else 0.0, errors=errors,
                          seeds=[r.get("seed", 0) for r in runs], seconds=np.mean([r["seconds"] for r in runs]),
+                         loop_seconds=np.mean([r.get("loop_seconds", r["seconds"]) for r in runs]),
                          epochs=newest["epochs"], separation=newest.get("separation")))
     return rows
 
@@ -183,6 +222,12 @@ def print_table(rows, params):
         print(f"\nLScat+skip error <= ResNet-20 error ({same}: {skip['epochs']} vs {resnet20['epochs']}): "
               f"{verdict} ({skip['error']:.2f} % vs {resnet20['error']:.2f} %, mean of {len(skip['seeds'])} and "
               f"{len(resnet20['seeds'])} seed(s))")
+    equal = by_name.get("ResNet-20" + EQUAL_TIME)
+    if skip and equal:
+        verdict = "yes" if skip["error"] <= equal["error"] else "no"
+        print(f"LScat+skip error <= ResNet-20 error at equal wall-clock time (training loops of "
+              f"{skip['loop_seconds']:.0f} s and {equal['loop_seconds']:.0f} s: {skip['epochs']} and "
+              f"{equal['epochs']} epochs): {verdict} ({skip['error']:.2f} % vs {equal['error']:.2f} %)")
     if skip and resnet18:
         print(f"gap to ResNet-18: {skip['error'] - resnet18['error']:+.2f} points "
               f"({resnet18['epochs']} epochs in {resnet18['seconds']:.0f} s for ResNet-18, "
@@ -259,6 +304,9 @@ def main():
                         help="models to train; none, with --results, prints the table of the saved runs")
     parser.add_argument("--epochs", type=int, help="override the configuration's number of epochs")
     parser.add_argument("--max-time", type=float, help="wall-clock training budget per network, in seconds")
+    parser.add_argument("--equal-time", nargs="?", type=float, const=0.0, metavar="SECONDS",
+                        help="train the ResNets for LScat+skip's time in this run (listed before them) or for "
+                             "SECONDS, the schedule run batch by batch over that time, instead of for the epochs")
     parser.add_argument("--n-train", type=int, help="train on a subset of this size")
     parser.add_argument("--quick", action="store_true", help="2 epochs (unless --epochs) on 500 images: a smoke run")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
@@ -285,7 +333,8 @@ def main():
         if name == "Scat":
             result = train_fixed_scattering(args.dataset, data)
         elif name in RESNETS:
-            result = train_resnet(name, params, data, args)
+            budget = None if args.equal_time is None else equal_time_budget(args, results)
+            result = train_resnet(name, params, data, args, time_budget=budget)
         else:
             result = train_learned_scattering(name, {k: params[k] for k in TRAINING_KEYS} | _network(params),
                                               data, args)
@@ -300,7 +349,7 @@ def main():
     if args.results:
         with open(args.results) as handle:
             saved = [json.loads(line) for line in handle if line.strip()]
-        results = [r for name in MODELS for r in saved if r["dataset"] == args.dataset and r["model"] == name]
+        results = [r for name in RESULT_NAMES for r in saved if r["dataset"] == args.dataset and r["model"] == name]
     rows = summarise(results)
     print_table(rows, params)
     title = (f"{args.dataset}: test error, {params['max_iter']} epochs"

@@ -9,7 +9,7 @@ import torch
 from _dtcwpt_reference import cascade_dtcwpt2d
 from skphase.filters._packets import dtcwpt_packet_info, select_packets
 from skphase.filters._qshift import QSHIFT_A_H0, packet_filters_1d, packet_paths, qshift_filters
-from skphase.nn._dtcwpt import DTCWPT2d, IDTCWPT2d, dtcwpt2d, dtcwpt_pool, idtcwpt2d
+from skphase.nn._dtcwpt import DTCWPT2d, IDTCWPT2d, dtcwpt2d, dtcwpt2d_parts, dtcwpt_pool, idtcwpt2d
 
 
 def test_qshift_banks_are_orthonormal():
@@ -179,3 +179,27 @@ def test_cuda_matches_cpu():
     assert torch.allclose(z.cpu(), dtcwpt2d(x, 3), atol=1e-10)
     assert torch.allclose(idtcwpt2d(z, 3).cpu(), x, atol=1e-10)
     assert torch.allclose(dtcwpt_pool(x.cuda(), 3, "max").cpu(), dtcwpt_pool(x, 3, "max"), atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_parts_are_the_real_and_imaginary_parts_written_where_asked(dtype):
+    x = torch.randn(2, 3, 16, 16, dtype=dtype)
+    z = dtcwpt2d(x, 2)
+    parts = dtcwpt2d_parts(x, 2)
+    assert parts.shape == (2, 3, 32, 2, 4, 4) and parts.is_contiguous()
+    assert torch.equal(parts[:, :, :, 0], z.real) and torch.equal(parts[:, :, :, 1], z.imag)
+    rows = torch.empty(2, 3 * 32 * 2 * 16, dtype=torch.float32)  # e.g. rows of an output array
+    written = dtcwpt2d_parts(x, 2, out=rows)
+    assert written.data_ptr() == rows.data_ptr()
+    torch.testing.assert_close(rows.view_as(parts), parts.float(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="contiguous tensor of 6144 elements"):
+        dtcwpt2d_parts(x, 2, out=rows[:, :-1])
+    with pytest.raises(ValueError, match="contiguous"):
+        dtcwpt2d_parts(x, 2, out=torch.empty(16, 2 * 3 * 32 * 2).T)
+
+
+def test_parts_are_differentiable_without_out():
+    x = torch.randn(1, 8, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: dtcwpt2d_parts(t, 1), (x,))
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        dtcwpt2d_parts(x, 1, out=torch.empty(1, 8, 2, 4, 4, dtype=torch.float64))

@@ -162,3 +162,21 @@ def test_float64_images_past_the_float32_range_stay_finite_in_float64():
     assert out.max() > np.finfo(np.float32).max
     with pytest.raises(ValueError, match="overflowed the range of float32"):
         DTCWPTFeatures(J=1, device="cpu").fit(X).transform(X.astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("channels", ["all", "bandpass"])
+def test_none_features_are_written_straight_into_the_output(monkeypatch, dtype, channels):
+    import skphase.utils._torch as torch_utils
+
+    X = np.random.default_rng(0).standard_normal((7, 2, 16, 16)).astype(np.float32)
+    copies = []
+    write_rows = torch_utils._write_rows
+    monkeypatch.setattr(torch_utils, "_write_rows", lambda *a: copies.append(1) or write_rows(*a))
+    est = DTCWPTFeatures(J=2, pooling="none", dtype=dtype, channels=channels, batch_size=3, device="cpu").fit(X)
+    features = est.transform(X)
+    # Every packet kept: the transform writes the parts into the output; a selection is copied.
+    assert len(copies) == (0 if channels == "all" else 3)
+    z = dtcwpt2d(torch.from_numpy(X).to(getattr(torch, dtype)), 2)[:, :, torch.as_tensor(est.channel_indices_)]
+    expected = torch.stack((z.real, z.imag), dim=3).reshape(len(X), -1).float().numpy()
+    np.testing.assert_array_equal(features, expected)

@@ -75,6 +75,17 @@ def test_resnet_comparison_runs_end_to_end_on_a_tiny_cifar10_copy(tmp_path):
     assert (tmp_path / "table_separation.png").stat().st_size > 0
     saved = [json.loads(line) for line in results.read_text().splitlines()]
     assert [len(r.get("separation", [])) for r in saved] == [len(separation), 0]
+    # --equal-time SECONDS: the ResNet trains for that long, its row beside the equal-epoch runs.
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES / "plot_phase_collapse_vs_resnet.py"), "--dataset", "cifar10", "--data-home",
+         str(tmp_path), "--quick", "--epochs", "1", "--models", "ResNet-20", "--equal-time", "1.5", "--device", "cpu",
+         "--threads", "1", "--results", str(results), "--out", str(tmp_path / "table.png")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    equal = json.loads(results.read_text().splitlines()[-1])
+    assert equal["model"] == "ResNet-20 (equal time)" and 1.5 <= equal["seconds"] < 1.5 + 5 and equal["epochs"] > 1
+    assert "LScat+skip error <= ResNet-20 error at equal wall-clock time" in run.stdout
 
 
 def test_main_example_runs_the_cifar10_configuration_on_a_tiny_copy(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _scattering_helpers import FILTER_PATHS, force_path
 from skphase.nn import NONLINEARITIES, ComplexNonlinearity, ComplexProjection, ComplexStandardization, PhaseCollapseNet
 from skphase.nn._complex_ops import safe_modulus
 from skphase.nn._fused_ops import _StandardizedProjection, unit_norm
@@ -95,15 +96,13 @@ def test_products_run_in_low_precision_and_statistics_in_float32():
         assert block.std.running_mean.dtype == block.std.running_var.dtype == torch.float32
 
 
-@pytest.mark.parametrize("path", ["dense", "dense_one_product", "toeplitz"])
+@pytest.mark.parametrize("path", FILTER_PATHS)
 def test_wavelet_filter_under_autocast(path):
     from skphase.nn import WaveletFilter
 
     generator = torch.Generator().manual_seed(3)
     for complex_input in (True, False):
-        layer = WaveletFilter(4, "standard", complex_input)
-        layer.DENSE_COST_RATIO = 0.0 if path == "toeplitz" else float("inf")
-        layer.MIN_BATCHED_CHANNELS = float("inf") if path == "dense_one_product" else 0
+        layer = force_path(WaveletFilter(4, "standard", complex_input), path)
         x = torch.randn(3, 12, 10, 16 if complex_input else 2, generator=generator)
         expected = layer(x)
         with BF16:

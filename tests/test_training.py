@@ -59,9 +59,8 @@ def test_schedule_errors(schedule, params, match):
         make_schedule(schedule, 10, params)
 
 
-def test_time_budget_stretches_the_schedule_and_stops_before_overrunning(monkeypatch):
-    # A clock on which every call advances by one second: epochs of two batches take a few
-    # "seconds" each, so a budget of 20 s ends long before the 50 epochs.
+def tick_clock_and_record_rates(monkeypatch):
+    """A clock on which every read advances by one second; the learning rate of every SGD step."""
     ticks = itertools.count()
     monkeypatch.setattr(_training.time, "perf_counter", lambda: float(next(ticks)))
     rates = []
@@ -72,6 +71,12 @@ def test_time_budget_stretches_the_schedule_and_stops_before_overrunning(monkeyp
         return original_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    return rates
+
+
+def test_time_budget_stretches_the_schedule_and_stops_before_overrunning(monkeypatch):
+    # Epochs of two batches take a few "seconds" each: a budget of 20 s ends long before the 50 epochs.
+    rates = tick_clock_and_record_rates(monkeypatch)
     X, y = tiny_data()
     result = train_classifier(tiny_module(), X, y, max_iter=50, batch_size=4, learning_rate=1.0, max_time=20.0,
                               generator=torch.Generator().manual_seed(0), recalibrate=False)
@@ -80,6 +85,39 @@ def test_time_budget_stretches_the_schedule_and_stops_before_overrunning(monkeyp
     per_epoch = rates[::2]
     assert per_epoch[0] > 0.99 and all(b < a for a, b in zip(per_epoch, per_epoch[1:]))
     assert per_epoch[-1] < 0.25  # annealed over the time budget, not over 50 epochs
+
+
+def test_per_batch_schedule_spends_the_time_budget_to_the_batch(monkeypatch):
+    # Epochs of four batches; a 30 s budget ends inside an epoch.
+    rates = tick_clock_and_record_rates(monkeypatch)
+    X, y = tiny_data(n=16)
+    result = train_classifier(tiny_module(), X, y, max_iter=50, batch_size=4, learning_rate=1.0, max_time=30.0,
+                              schedule_every="batch", generator=torch.Generator().manual_seed(0), recalibrate=False)
+    assert result.stopped_by == "max_time" and len(result.loss_curve) == result.n_iter
+    assert len(rates) % 4 != 0  # the budget ended mid-epoch: the last epoch was cut short
+    assert result.n_batches == len(rates) and result.n_iter == -(-len(rates) // 4) and result.batches_per_epoch == 4
+    assert result.elapsed <= 30.0 + 5  # no batch started past the budget (plus the last clock reads)
+    assert rates[0] > 0.97 and all(b < a for a, b in zip(rates, rates[1:]))
+    assert rates[-1] < 0.05  # the cosine ran its course within the budget
+    # Per-epoch schedules keep stopping at epoch ends.
+    rates = tick_clock_and_record_rates(monkeypatch)
+    result = train_classifier(tiny_module(), X, y, max_iter=50, batch_size=4, learning_rate=1.0, max_time=30.0,
+                              generator=torch.Generator().manual_seed(0), recalibrate=False)
+    assert result.stopped_by == "max_time" and len(rates) % 4 == 0 and result.n_batches == 4 * result.n_iter
+
+
+def test_the_final_statistics_pass_is_timed_apart_from_the_training_loop(monkeypatch):
+    rates = tick_clock_and_record_rates(monkeypatch)
+    recalibrations = []
+    monkeypatch.setattr(_training, "recalibrate_running_statistics", lambda *a, **k: recalibrations.append(
+        [_training.time.perf_counter() for _ in range(5)]))  # a pass that takes five clock reads
+    X, y = tiny_data()
+    result = train_classifier(tiny_module(), X, y, max_iter=2, batch_size=4, learning_rate=0.1)
+    assert len(recalibrations) == 1 and len(rates) == 4
+    assert result.recalibration_time == 6.0  # the five reads, and the one that ends the pass
+    assert result.elapsed > result.recalibration_time
+    result = train_classifier(tiny_module(), X, y, max_iter=2, batch_size=4, learning_rate=0.1, recalibrate=False)
+    assert result.recalibration_time == 0.0 and len(recalibrations) == 1
 
 
 def test_optimizer_gets_only_the_arguments_it_takes():

@@ -178,3 +178,48 @@ def test_map_batches_checks_finiteness_after_the_cast_to_dtype():
         map_batches(lambda b: b, X, batch_size=1, device=torch.device("cpu"), check_finite="DT", dtype=np.float32)
     kept = map_batches(lambda b: b, X, batch_size=1, device=torch.device("cpu"), check_finite="DT")
     assert kept.dtype == np.float64 and kept[1, 0] == 1e39
+
+
+def test_map_batches_lets_fn_write_into_the_output_rows(monkeypatch):
+    import skphase.utils._torch as torch_utils
+
+    X = torch.arange(24.0).reshape(12, 2)
+    given, copies = [], []
+    write_rows = torch_utils._write_rows
+    monkeypatch.setattr(torch_utils, "_write_rows", lambda *a: copies.append(1) or write_rows(*a))
+
+    def writes_in_place(batch, out=None):
+        given.append(out)
+        return torch.mul(batch, 3, out=out)  # cast to the rows' float32 as it is written
+
+    out = map_batches(writes_in_place, X.double(), batch_size=5, device=torch.device("cpu"), dtype=np.float32,
+                      sample_shape=(2,))
+    assert out.dtype == np.float32 and copies == []  # no copy: every batch wrote its rows
+    assert [tuple(rows.shape) for rows in given] == [(5, 2), (5, 2), (2, 2)]
+    np.testing.assert_array_equal(out, 3 * X.numpy())
+    # An fn that returns something else (here a new tensor) is copied into the rows.
+    out = map_batches(lambda batch, out=None: batch + 1, X, batch_size=5, device=torch.device("cpu"),
+                      dtype=np.float64, sample_shape=(2,))
+    assert len(copies) == 3 and out.dtype == np.float64
+    np.testing.assert_array_equal(out, X.numpy() + 1)
+    with pytest.raises(ValueError, match="dtype"):
+        map_batches(writes_in_place, X, batch_size=5, device=torch.device("cpu"), sample_shape=(2,))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_all_finite_finds_one_bad_value_in_tensors_and_arrays(bad):
+    from skphase.utils._images import all_finite
+
+    for make in (torch.zeros, lambda n: np.zeros(n)):
+        data = make(1000)
+        assert all_finite(data)
+        data[417] = bad
+        assert not all_finite(data)
+    values = torch.randn(64, 3, dtype=torch.float64)[:, 1]  # a strided view
+    assert all_finite(values) and all_finite(values.to(torch.bfloat16))
+    values[5] = bad
+    assert not all_finite(values) and not all_finite(values.to(torch.bfloat16))
+    z = torch.zeros(8, dtype=torch.complex64)
+    z[3] = complex(0.0, bad)
+    assert not all_finite(z) and not all_finite(z.numpy())
+    assert all_finite(torch.arange(5)) and all_finite(np.array([], dtype=np.float32)) and all_finite(torch.ones(0))

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..filters import dtcwpt_packet_info, select_packets
-from ..nn import POOLINGS, dtcwpt_pool, idtcwpt2d
+from ..nn import POOLINGS, dtcwpt2d_parts, dtcwpt_pool, idtcwpt2d
 from ..utils._progress import progress_bar
 from ..utils._sklearn_compat import Interval, StrOptions, _fit_context
 from ..utils._torch import map_batches
@@ -221,11 +221,28 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         keep = self.dtype == "float64" and source.input_dtype == torch.float64
         return np.float64 if keep else np.float32
 
-    def _features(self, batch):
-        """The features of one batch, ``(n,) + output_shape_``, possibly a strided view."""
+    def _features(self, batch, out=None):
+        """The features of one batch, ``(n,) + output_shape_``: written into ``out`` when it can.
+
+        Parameters
+        ----------
+        batch : torch.Tensor
+            Images in the computation dtype.
+        out : torch.Tensor or None
+            Contiguous ``(n,) + output_shape_`` rows of the output array, of any floating dtype.
+
+        Returns
+        -------
+        torch.Tensor
+            ``out`` when every packet is kept with ``pooling="none"`` (the transform writes the
+            parts straight into it), else the features, possibly a strided view.
+        """
         batch = self._prepare(batch)
+        every_packet = self.channel_indices_.size == 2 * 4**self.J
+        if self.pooling == "none" and every_packet:
+            return dtcwpt2d_parts(batch, self.J, out=out)
         out = dtcwpt_pool(batch, self.J, self.pooling)
-        if self.channel_indices_.size < out.shape[2]:  # indexing every channel would only copy them
+        if not every_packet:
             out = out[:, :, torch.as_tensor(self.channel_indices_, device=out.device)]
         if self.pooling == "none":
             out = torch.view_as_real(out).movedim(-1, -3)  # (n, C, k, 2, h, w), a view
@@ -254,7 +271,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
             the largest float32.
         """
         source = self._validate_source(X, reset=False, dtype=getattr(torch, self.dtype))
-        # The views of _features are copied once, and cast, into the output array.
+        # _features writes into the output array, or its views are copied once, and cast, into it.
         features = map_batches(
             self._features,
             source,
@@ -263,6 +280,7 @@ class DTCWPTFeatures(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
             progress=progress_bar(self.verbose, "DT-CWPT"),
             check_finite=type(self).__name__,
             dtype=self._output_dtype(source),
+            sample_shape=self.output_shape_,
         )
         return features.reshape(len(features), -1)
 

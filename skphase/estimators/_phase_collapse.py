@@ -202,6 +202,8 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         ``"callback"`` or ``"interrupted"``.
     training_time_ : float
         Seconds spent in the last call to ``fit``, the final statistics pass included.
+    recalibration_time_ : float
+        Seconds of that final statistics pass.
 
     See Also
     --------
@@ -521,6 +523,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         self.best_validation_score_ = max(self.validation_scores_) if self.validation_scores_ else None
         self.stopped_by_ = result.stopped_by
         self.training_time_ = result.elapsed
+        self.recalibration_time_ = result.recalibration_time
         self.block_shapes_ = [self._block_shape(i) for i in range(len(block_channels))]
         self._n_features_out = int(np.prod(self.module_.output_shape))
 

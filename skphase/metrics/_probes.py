@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..utils import resolve_device
-from ..utils._images import check_images
+from ..utils._images import all_finite, check_images
 from ..utils._torch import to_numpy
 
 __all__ = [
@@ -74,7 +74,7 @@ def check_finite_output(tensor, where="the model's output"):
     every probe refuses them and says where they appeared.
     """
     if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()):
-        if not torch.isfinite(tensor).all():
+        if not all_finite(tensor):
             raise ValueError(
                 f"{where} holds NaN or infinite values on the measured images; the measurement would be "
                 "meaningless. Check the model (a diverged fit) and the scale of the images."

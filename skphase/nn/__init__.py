@@ -22,7 +22,7 @@ from ._callbacks import Callback, Checkpoint, EpochInfo, EpochLogger, StopAfter,
 from ._complex_ops import NONLINEARITIES, ComplexNonlinearity, safe_modulus
 from ._diffeo import RandomDiffeomorphism, deform, matched_noise, random_deform
 from ._diffeo_fields import sample_displacement, temperature_from_displacement, temperature_range
-from ._dtcwpt import POOLINGS, DTCWPT2d, IDTCWPT2d, dtcwpt2d, dtcwpt_pool, idtcwpt2d
+from ._dtcwpt import POOLINGS, DTCWPT2d, IDTCWPT2d, dtcwpt2d, dtcwpt2d_parts, dtcwpt_pool, idtcwpt2d
 from ._optimizers import OPTIMIZERS, optimizer_class
 from ._patch_kernels import (PATCH_KERNELS, PatchKernel, extract_patches, median_patch_distance, patch_grid_shape,
                              patch_kernel, psd_power, psd_sqrt, transform_patches)
@@ -42,8 +42,8 @@ __all__ = [
     "PhaseCollapseNet", "RandomDiffeomorphism", "ResNet", "ScatteringBlock", "WaveletFilter", "count_subsamplings",
     "resnet18", "resnet20", "NONLINEARITIES", "POOLINGS", "VARIANTS",
     # Functional ops
-    "deform", "dtcwpt2d", "dtcwpt_pool", "idtcwpt2d", "matched_noise", "random_deform", "safe_modulus",
-    "sample_displacement", "temperature_from_displacement", "temperature_range",
+    "deform", "dtcwpt2d", "dtcwpt2d_parts", "dtcwpt_pool", "idtcwpt2d", "matched_noise", "random_deform",
+    "safe_modulus", "sample_displacement", "temperature_from_displacement", "temperature_range",
     "PatchKernel", "extract_patches", "median_patch_distance", "patch_agop", "patch_agop_from_patches",
     "patch_grid_shape", "patch_kernel", "psd_power", "psd_sqrt", "transform_patches", "PATCH_KERNELS",
     # Training

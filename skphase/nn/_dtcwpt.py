@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..filters import packet_filters_1d
 from ..utils._images import check_packet_levels
 
-__all__ = ["dtcwpt2d", "idtcwpt2d", "dtcwpt_pool", "DTCWPT2d", "IDTCWPT2d", "POOLINGS"]
+__all__ = ["dtcwpt2d", "dtcwpt2d_parts", "idtcwpt2d", "dtcwpt_pool", "DTCWPT2d", "IDTCWPT2d", "POOLINGS"]
 
 #: The ``pooling`` values of :func:`dtcwpt_pool` and :class:`DTCWPT2d`.
 POOLINGS = ("modulus", "max", "real", "none")
@@ -145,25 +145,99 @@ def dtcwpt2d(x: torch.Tensor, J: int, *, oversample: bool = False) -> torch.Tens
     True
     """
     J = _check_input(x, J)
+    stride = 2 ** (J - 1) if oversample else 2**J
+    if _differentiable(x):
+        z = torch.view_as_complex(_packets(x, J, stride).movedim(4, -1).contiguous())
+    else:  # the parts written straight into a complex layout, re/im last: no copy
+        shape = _packets_shape(x, J, stride)
+        buffer = x.new_empty(shape[:4] + shape[5:] + (2,))
+        _packets(x, J, stride, out=buffer.movedim(-1, 4))
+        z = torch.view_as_complex(buffer)
+    return z.reshape(x.shape[:-2] + (-1,) + z.shape[-2:])
+
+
+def dtcwpt2d_parts(x: torch.Tensor, J: int, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Real and imaginary parts of :func:`dtcwpt2d`, each packet's two parts as two real maps.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (..., H, W)
+        Real float32/float64 images; H and W divisible by ``2**J``.
+    J : int >= 1
+        Number of packet levels.
+    out : torch.Tensor or None
+        Contiguous real tensor of the returned shape to write into (any floating
+        dtype: the values are cast as they are written), e.g. rows of the
+        caller's output array; not with input that requires gradients.
+
+    Returns
+    -------
+    torch.Tensor of shape (..., 2 * 4**J, 2, H / 2**J, W / 2**J)
+        ``[..., k, 0]`` and ``[..., k, 1]`` are the real and imaginary parts of
+        ``dtcwpt2d(x, J)[..., k, :, :]``; ``out`` when given.
+
+    See Also
+    --------
+    dtcwpt2d : the complex coefficients.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(2, 16, 16, dtype=torch.float64)
+    >>> parts = dtcwpt2d_parts(x, 2)
+    >>> tuple(parts.shape)
+    (2, 32, 2, 4, 4)
+    >>> z = dtcwpt2d(x, 2)
+    >>> bool(torch.equal(parts[:, :, 0], z.real) and torch.equal(parts[:, :, 1], z.imag))
+    True
+    """
+    J = _check_input(x, J)
+    shape = _packets_shape(x, J, 2**J)
+    if out is not None:
+        if _differentiable(x):
+            raise RuntimeError("out= is not differentiable: call without out for input that requires grad.")
+        if not out.is_contiguous() or out.numel() != math.prod(shape):
+            raise ValueError(f"out must be a contiguous tensor of {math.prod(shape)} elements, got shape "
+                             f"{tuple(out.shape)}.")
+        out = out.view(shape)
+    elif not _differentiable(x):
+        out = x.new_empty(shape)
+    packets = _packets(x, J, 2**J, out=out)
+    return packets.reshape(x.shape[:-2] + (-1, 2) + shape[-2:])
+
+
+def _differentiable(x):
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+def _packets_shape(x, J, stride):
+    """``(N, Px, Py, 2, 2, h, w)``: the shape :func:`_packets` returns."""
+    height, width = x.shape[-2:]
+    n_images = x.numel() // (height * width)
+    return (n_images, 2**J, 2**J, 2, 2, height // stride, width // stride)
+
+
+def _packets(x, J, stride, out=None):
+    """Complex packets as real tensors ``(N, Px, Py, 2, re/im, h, w)``.
+
+    Axis 3 pairs the packets ``(psi_a + i psi_b)(x) (psi_a + i psi_b)(y)`` and
+    ``(psi_a + i psi_b)(x) conj(psi_a + i psi_b)(y)`` of the four trees. With
+    ``out`` (of that shape, any strides, any floating dtype) the parts are written
+    straight into it: no complex temporaries, no stack, no copy; without it they
+    are stacked, differentiably.
+    """
     if not x.is_floating_point():
         raise TypeError(f"x must be a float32 or float64 tensor, got {x.dtype}.")
-    stride = 2 ** (J - 1) if oversample else 2**J
     R = _trees(x, J, stride).permute(0, 2, 5, 3, 6, 4, 1)  # (N, tx, ty, Px, Py, h, w), scaled by _SCALE
     aa, ab = R[:, 0, 0], R[:, 0, 1]  # (tree along width, tree along height)
     ba, bb = R[:, 1, 0], R[:, 1, 1]
-    if torch.is_grad_enabled() and R.requires_grad:  # out= buffers do not record gradients
-        z_pp = torch.complex(aa - bb, ab + ba)
-        z_pm = torch.complex(aa + bb, ba - ab)
-        z = torch.stack((z_pp, z_pm), dim=3)
-        return z.reshape(x.shape[:-2] + (-1,) + z.shape[-2:])
-    # Write real and imaginary parts straight into one buffer (no complex temporaries, no stack).
-    out = R.new_empty(aa.shape[:3] + (2,) + aa.shape[3:] + (2,))  # (N, Px, Py, 2, h, w, re/im)
-    torch.sub(aa, bb, out=out[:, :, :, 0, ..., 0])  # (psi_a + i psi_b)(x) (psi_a + i psi_b)(y)
-    torch.add(ab, ba, out=out[:, :, :, 0, ..., 1])
-    torch.add(aa, bb, out=out[:, :, :, 1, ..., 0])  # (psi_a + i psi_b)(x) conj(psi_a + i psi_b)(y)
-    torch.sub(ba, ab, out=out[:, :, :, 1, ..., 1])
-    z = torch.view_as_complex(out)
-    return z.reshape(x.shape[:-2] + (-1,) + z.shape[-2:])
+    if out is None:
+        return torch.stack((torch.stack((aa - bb, ab + ba), 3), torch.stack((aa + bb, ba - ab), 3)), 3)
+    torch.sub(aa, bb, out=out[:, :, :, 0, 0])
+    torch.add(ab, ba, out=out[:, :, :, 0, 1])
+    torch.add(aa, bb, out=out[:, :, :, 1, 0])
+    torch.sub(ba, ab, out=out[:, :, :, 1, 1])
+    return out
 
 
 def idtcwpt2d(z: torch.Tensor, J: int) -> torch.Tensor:

@@ -52,7 +52,12 @@ class TrainingResult:
     validation_scores : list of float
         Validation accuracy after each epoch (empty without validation data).
     n_iter : int
-        Epochs completed.
+        Epochs completed (the last one possibly cut short by a per-batch time budget).
+    n_batches : int
+        Batches trained, i.e. optimizer steps: ``n_batches / batches_per_epoch`` is the number of
+        epochs, fractional when a per-batch time budget ended one mid-way.
+    batches_per_epoch : int
+        Batches in a full epoch.
     best_loss : float
         Lowest epoch training loss.
     best_validation_score : float or None
@@ -60,7 +65,10 @@ class TrainingResult:
     stopped_by : str
         ``"max_iter"``, ``"early_stopping"``, ``"max_time"``, ``"callback"`` or ``"interrupted"``.
     elapsed : float
-        Seconds spent training.
+        Seconds spent training, the final statistics pass included.
+    recalibration_time : float
+        Seconds of the final statistics pass (``recalibrate``), 0 without it: ``elapsed`` less
+        this is the time of the training loop, which ``max_time`` budgets.
     optimizer_state : dict
         State of the optimizer, to continue training.
 
@@ -79,10 +87,13 @@ class TrainingResult:
     loss_curve: list = field(default_factory=list)
     validation_scores: list = field(default_factory=list)
     n_iter: int = 0
+    n_batches: int = 0
+    batches_per_epoch: int = 0
     best_loss: float = float("inf")
     best_validation_score: float = None
     stopped_by: str = "max_iter"
     elapsed: float = 0.0
+    recalibration_time: float = 0.0
     optimizer_state: dict = None
 
 
@@ -194,7 +205,8 @@ def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentat
     bar : tqdm bar or None
         Advanced by one per batch, with the running loss as its postfix.
     before_batch : callable or None
-        Called with the number of the batch (from 0) before each one, e.g. to set its learning rate.
+        Called with the number of the batch (from 0) before each one, e.g. to set its learning
+        rate; a true return value ends the epoch before that batch.
     sample_weight : torch.Tensor or None
         float32 CPU weight of every image of ``source``, scaled to mean 1: each image's loss is
         multiplied by its weight, so that a batch's mean loss is an unbiased estimate of the
@@ -202,14 +214,16 @@ def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentat
 
     Returns
     -------
-    float
+    loss : float
         Mean (weighted) loss over the images seen.
+    n_batches : int
+        Batches trained (fewer than the epoch's when ``before_batch`` ended it).
     """
     module.train()
-    total, seen = 0.0, 0
+    total, seen, n_batches = 0.0, 0, 0
     for batch, (index, images) in enumerate(source.batches(batch_size, _drop_lone_last(order, batch_size))):
-        if before_batch is not None:
-            before_batch(batch)
+        if before_batch is not None and before_batch(batch):
+            break
         images = augment_batch(images.to(device, non_blocking=True), augmentation, generator)
         with autocast(device, precision):
             logits = module(images)
@@ -229,10 +243,11 @@ def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentat
             scaler.update()
         total += loss.item() * len(index)
         seen += len(index)
+        n_batches += 1
         if bar is not None:
             bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
             bar.update(1)
-    return total / max(seen, 1)
+    return total / max(seen, 1), n_batches
 
 
 @torch.no_grad()
@@ -374,7 +389,10 @@ def train_classifier(
     max_time : float or None
         Wall-clock budget in seconds: no epoch starts that would end past it (judged by the
         last epoch's duration), and the schedule runs over the budget when the time ends before
-        the ``max_iter`` epochs do, so that the learning rate still anneals.
+        the ``max_iter`` epochs do, so that the learning rate still anneals. With
+        ``schedule_every="batch"`` training instead stops at the first batch that would start
+        past the budget, mid-epoch if need be, when the schedule has run its course: the
+        budget is spent to the batch (an equal wall-clock comparison).
     generator : torch.Generator or None
         CPU generator for shuffling and augmentation.
     device : torch.device or str
@@ -458,16 +476,26 @@ def train_classifier(
     scaler = torch.amp.GradScaler("cuda") if precision == "float16" else None
     best = BestState(module, tol=tol, n_iter_no_change=n_iter_no_change)
     callbacks = CallbackList(callbacks)
-    result = TrainingResult()
     n_batches = -(-len(_drop_lone_last(range(source.n_samples), batch_size)) // batch_size)
+    result = TrainingResult(batches_per_epoch=n_batches)
     start = time.perf_counter()
     bar = None
+
+    budget_ended = []  # set when a per-batch budget check ends an epoch early
 
     def per_batch(epoch):
         if schedule_every == "epoch":
             return None
-        return lambda batch: _set_lr(opt, base_lr * factor(budget_spent(
-            epoch + batch / n_batches, max_iter, time.perf_counter() - start, max_time)))
+
+        def before_batch(batch):
+            elapsed = time.perf_counter() - start
+            if max_time is not None and elapsed >= max_time and batch > 0:
+                budget_ended.append(epoch)  # the budget is spent: stop before this batch
+                return True
+            _set_lr(opt, base_lr * factor(budget_spent(epoch + batch / n_batches, max_iter, elapsed, max_time)))
+            return False
+
+        return before_batch
 
     try:
         callbacks.train_begin(owner)
@@ -477,9 +505,10 @@ def train_classifier(
             _set_lr(opt, lr)
             order = torch.randperm(source.n_samples, generator=generator)
             bar = progress(epochs_done + epoch + 1, n_batches) if progress is not None else None
-            loss = run_epoch(module, opt, source, labels, order, batch_size=batch_size, augmentation=augmentation,
-                             generator=generator, device=device, precision=precision, scaler=scaler, bar=bar,
-                             before_batch=per_batch(epoch), sample_weight=weights)
+            loss, batches_run = run_epoch(
+                module, opt, source, labels, order, batch_size=batch_size, augmentation=augmentation,
+                generator=generator, device=device, precision=precision, scaler=scaler, bar=bar,
+                before_batch=per_batch(epoch), sample_weight=weights)
             if not torch.isfinite(torch.tensor(loss)):
                 raise FloatingPointError(f"Training diverged at epoch {epoch + 1} (loss {loss}); lower the "
                                          "learning rate (learning_rate_init).")
@@ -492,6 +521,7 @@ def train_classifier(
             is_best = best.update(module, loss, score)
             result.loss_curve.append(loss)
             result.n_iter = epoch + 1
+            result.n_batches += batches_run
             result.best_loss = min(result.best_loss, loss)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", **({} if score is None else {"val_acc": f"{score:.4f}"}))
@@ -508,8 +538,12 @@ def train_classifier(
                 result.stopped_by = "early_stopping"
                 break
             now = time.perf_counter()
-            if max_time is not None and epoch + 1 < max_iter and (now - start) + (now - epoch_start) > max_time:
-                result.stopped_by = "max_time"  # the next epoch would end past the budget
+            # Per-batch schedules stop at the batch where the budget ends, the others at the
+            # epoch that would end past it.
+            next_epoch = 0.0 if schedule_every == "batch" else now - epoch_start
+            if budget_ended or (max_time is not None and epoch + 1 < max_iter
+                                and (now - start) + next_epoch >= max_time):
+                result.stopped_by = "max_time"
                 break
     except KeyboardInterrupt:
         result.stopped_by = "interrupted"
@@ -521,9 +555,11 @@ def train_classifier(
             bar.close()
     _finish(module, opt, best, result, start, restore=validation is not None)
     if recalibrate and result.n_iter > 0:
+        loop_end = time.perf_counter()
         recalibrate_running_statistics(module, source, batch_size=batch_size, device=device, precision=precision)
         module.eval()
         result.elapsed = time.perf_counter() - start
+        result.recalibration_time = result.elapsed - (loop_end - start)
     callbacks.train_end(owner, result)
     return result
 

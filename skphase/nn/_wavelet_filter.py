@@ -2,12 +2,14 @@
 
 Each channel's image is convolved with a low-pass and ``L`` Morlet wavelets and
 subsampled; the filtering is a linear map applied to all the channels of a batch
-as one matrix product (dense for small maps, banded for larger ones), since
-single-channel convolutions in ``conv2d`` run far below BLAS speed.
+as one or two matrix products (dense for small maps, separable or banded for
+larger ones), since single-channel convolutions in ``conv2d`` run far below BLAS
+speed.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,11 +19,37 @@ from ..utils._precision import LOW_PRECISION_DTYPES, autocast_disabled, compute_
 
 __all__ = ["row_toeplitz", "WaveletFilter"]
 
+#: Singular values of the bank's stacked filter columns below this fraction of the largest are
+#: zero: the exact float64 filters have a joint column rank well below their size for few
+#: orientations, with a gap of more than ten orders of magnitude below the last kept value.
+COLUMN_RANK_TOL = 1e-12
+
+
+def _padding_mode(height, width, pad):
+    # Reflection as in the reference; replication when a map is smaller than the filter radius.
+    return "reflect" if min(height, width) > pad else "replicate"
+
 
 def _pad(x, pad):
-    # Reflection as in the reference; replication when a map is smaller than the filter radius.
-    mode = "reflect" if min(x.shape[-2:]) > pad else "replicate"
-    return F.pad(x, (pad, pad, pad, pad), mode=mode)
+    return F.pad(x, (pad, pad, pad, pad), mode=_padding_mode(*x.shape[-2:], pad))
+
+
+def _padding_selection(size, pad, mode):
+    """``(size + 2 pad, size)`` float64 0/1 matrix taking a signal to its padded copy."""
+    source = torch.arange(size + 2 * pad) - pad
+    if mode == "reflect":
+        source = source.abs()
+        source = torch.where(source >= size, 2 * (size - 1) - source, source)
+    else:
+        source = source.clamp(0, size - 1)
+    return F.one_hot(source, size).double()
+
+
+def _column_basis(filters):
+    """Orthonormal basis ``(k, Q)`` of the columns of every real and imaginary filter of a bank."""
+    columns = np.concatenate([*filters.real, *filters.imag], axis=1)  # (k, 2 (1 + L) k)
+    basis, singular, _ = np.linalg.svd(columns, full_matrices=False)
+    return basis[:, singular > COLUMN_RANK_TOL * singular[0]]
 
 
 def row_toeplitz(bank, padded_width, stride):
@@ -56,14 +84,20 @@ class WaveletFilter(nn.Module):
     """Convolve every channel with a low-pass and ``L`` Morlet wavelets, then subsample.
 
     The filtering is a linear map of each channel's image, applied to all the
-    channels of a batch by one matrix product, in whichever of two forms costs
-    fewer operations for the map size (both run at BLAS speed, whereas
+    channels of a batch by matrix products, in whichever of three forms costs
+    fewer operations for the map size (all run at BLAS speed, whereas
     single-channel convolutions in ``conv2d`` run far below it):
 
     - small maps: the whole map, padding and subsampling included, as one dense
       matrix acting on the channels-last pixels of every image (no copy of the
       input, the output comes out channels-last);
-    - large maps: a banded (Toeplitz) matrix acting on the stacked padded input
+    - larger maps with many channels: two products, one along the columns of
+      every map and one along its rows. The bank's filters share few column
+      profiles (an exact joint rank ``Q`` below their size ``k`` for few
+      orientations), so the first product applies ``Q`` column filters to every
+      input part and the second combines them along the rows into every output,
+      again with no copy of the input and the output channels-last;
+    - otherwise: a banded (Toeplitz) matrix acting on the stacked padded input
       rows under each output row (:func:`row_toeplitz`).
 
     For complex input the matrix holds the complex product, so that it returns
@@ -102,11 +136,15 @@ class WaveletFilter(nn.Module):
     (2, 8, 8, 5, 1)
     """
 
-    #: Dense matrices are used while they cost at most this many times the Toeplitz
-    #: product's multiply-adds: they run faster per operation and need no copy of the input.
+    #: Cost of a Toeplitz multiply-add in dense ones: the paths are compared by their
+    #: multiply-adds weighted by these ratios, the dense matrices running fastest per operation
+    #: and needing no copy of the input.
     DENSE_COST_RATIO = 2.5
+    #: Cost of a multiply-add of the separable path in dense ones (thinner products).
+    SEPARABLE_COST_RATIO = 1.5
     #: Below this many channels, the dense matrix multiplies the batch's images in one product
-    #: (after a transposition) rather than each image's thin matrix of channels.
+    #: (after a transposition) rather than each image's thin matrix of channels, and the
+    #: separable path, whose products are as thin as the channels, is not used.
     MIN_BATCHED_CHANNELS = 8
 
     def __init__(self, L: int, kind: str = "standard", complex_input: bool = True):
@@ -117,15 +155,17 @@ class WaveletFilter(nn.Module):
         # Filters met by the real part of the input, then by its imaginary part, each giving
         # the real then the imaginary part of the output: (a + ib)(h + ig) = (ah - bg) + i(ag + bh).
         self.register_buffer("bank", torch.stack([torch.cat([real, imag]), torch.cat([-imag, real])]))
+        # From the exact filters: rounding them to float32 would blur their low rank.
+        self._column_basis = _column_basis(filters)
         self.L = L
         self.stride = 2 if subsample else 1
         self.complex_input = complex_input
-        self._dense_cache = {}
+        self._matrix_cache = {}
 
     def __getstate__(self):
-        # The dense matrices are derived from ``bank``: rebuilt on demand, never pickled.
+        # The matrices are derived from ``bank``: rebuilt on demand, never pickled.
         state = self.__dict__.copy()
-        state["_dense_cache"] = {}
+        state["_matrix_cache"] = {}
         return state
 
     def output_size(self, size: int) -> int:
@@ -147,11 +187,45 @@ class WaveletFilter(nn.Module):
     def _parts(self):
         return 2 if self.complex_input else 1
 
-    def _uses_dense(self, height, width):
-        k = self.bank.shape[-1]
-        padded_width = width + 2 * (k // 2)
-        # Per map, the dense matrix reads H*W inputs per output, the Toeplitz one k*Wp.
-        return height * width <= self.DENSE_COST_RATIO * k * padded_width
+    def multiply_adds(self, height: int, width: int, n_channels: int = 1, path: str | None = None) -> int:
+        """Count the multiply-adds of filtering one map, as computed.
+
+        Parameters
+        ----------
+        height, width : int
+            Size of the input map.
+        n_channels : int, default=1
+            Channels filtered together (complex ones for complex input): the separable path is
+            used only from ``MIN_BATCHED_CHANNELS`` of them.
+        path : {"dense", "separable", "toeplitz"}, optional
+            The path to count; by default the one the filter takes for this input.
+
+        Returns
+        -------
+        int
+            Multiply-adds per map (per channel of one image).
+        """
+        path = path or self._path(height, width, n_channels)
+        k, parts = self.bank.shape[-1], self._parts
+        out_height, out_width = self.output_size(height), self.output_size(width)
+        outputs = out_height * out_width * self.bank.shape[1]  # every real output of the bank
+        if path == "dense":
+            return outputs * height * width * parts
+        if path == "toeplitz":
+            return outputs * k * (width + 2 * (k // 2)) * parts
+        rank = self._column_basis.shape[1]
+        return out_height * rank * height * width * parts + outputs * rank * width * parts
+
+    def _path(self, height, width, n_channels, low_precision_cpu=False):
+        """The path of least weighted cost for this input: "dense", "separable" or "toeplitz"."""
+        costs = {
+            "dense": self.multiply_adds(height, width, path="dense"),
+            "toeplitz": self.DENSE_COST_RATIO * self.multiply_adds(height, width, path="toeplitz"),
+        }
+        # The CPU's low-precision batched product copies a broadcast matrix once per image.
+        if n_channels >= self.MIN_BATCHED_CHANNELS and not low_precision_cpu:
+            costs["separable"] = self.SEPARABLE_COST_RATIO * self.multiply_adds(height, width, path="separable")
+        return min(costs, key=costs.get)
 
     def forward(self, x):
         # Under autocast complex input is cast once, before the Toeplitz path copies it into
@@ -165,12 +239,15 @@ class WaveletFilter(nn.Module):
     def _filter(self, x):
         n, height, width, channels = x.shape
         n_channels = channels // self._parts
-        if self._uses_dense(height, width):
+        # The CPU's low-precision batched product copies a broadcast matrix once per image:
+        # there the transposed one product is far cheaper.
+        low_precision_cpu = x.dtype in LOW_PRECISION_DTYPES and x.device.type == "cpu"
+        path = self._path(height, width, n_channels, low_precision_cpu)
+        if path == "separable":
+            out = self._separable(x)
+        elif path == "dense":
             matrix = self._dense_matrix(height, width, x.dtype, x.device)
             pixels = x.reshape(n, -1, n_channels)
-            # The CPU's low-precision batched product copies a broadcast matrix once per image:
-            # there the transposed one product is far cheaper.
-            low_precision_cpu = x.dtype in LOW_PRECISION_DTYPES and x.device.type == "cpu"
             if n_channels >= self.MIN_BATCHED_CHANNELS and not low_precision_cpu:
                 out = torch.matmul(matrix, pixels)
             else:  # a few channels (the images): one product for the batch, not n thin ones
@@ -181,6 +258,17 @@ class WaveletFilter(nn.Module):
             out = self._toeplitz(x, self.bank.to(x.dtype)).permute(0, 2, 3, 4, 5, 1)
         re, im = out.unbind(3)
         return re, im
+
+    def _separable(self, x):
+        """Filtered maps ``(n, H', W', 2, 1 + L, C)`` by a product along columns, then along rows."""
+        n, height, width, channels = x.shape
+        n_channels = channels // self._parts
+        out_height, out_width = self.output_size(height), self.output_size(width)
+        along_columns, along_rows = self._separable_matrices(height, width, x.dtype, x.device)
+        # (n, H' Q, W parts C): every column filter on every input row, channels-last kept.
+        profiles = torch.matmul(along_columns, x.reshape(n, height, width * channels))
+        out = torch.matmul(along_rows, profiles.view(n * out_height, -1, n_channels))
+        return out.view(n, out_height, out_width, 2, 1 + self.L, n_channels)
 
     def _toeplitz(self, x, bank):
         """Filtered maps ``(n, C, H', W', 2, 1 + L)`` by banded products with stacked rows."""
@@ -198,19 +286,60 @@ class WaveletFilter(nn.Module):
         )
         return (rows @ toeplitz).view(n, n_channels, out_height, -1, 2, 1 + self.L)
 
+    def _cached(self, name, height, width, dtype, device, build):
+        """The matrices ``build()`` returns (in float64), cached per input size, dtype and device."""
+        key = (name, height, width, dtype, device, self.bank.data_ptr())
+        if key not in self._matrix_cache:
+            with torch.no_grad():
+                matrices = build()
+            if len(self._matrix_cache) >= 8:  # sizes and devices seen are few; bound it anyway
+                self._matrix_cache.clear()
+            self._matrix_cache[key] = tuple(m.contiguous().to(device=device, dtype=dtype) for m in matrices)
+        return self._matrix_cache[key]
+
     def _dense_matrix(self, height, width, dtype, device):
         """``(H' W' 2 (1 + L), H W parts)`` matrix of the filtering of one channel's map.
 
         Built once per size by filtering the basis images (in float64), so that it
         holds exactly the padding and subsampling of the Toeplitz path.
         """
-        key = (height, width, dtype, device, self.bank.data_ptr())
-        if key not in self._dense_cache:
+
+        def build():
             size = height * width * self._parts
             basis = torch.eye(size, dtype=torch.float64, device=device).view(size, height, width, self._parts)
-            with torch.no_grad():
-                columns = self._toeplitz(basis, self.bank.double())  # (size, 1, H', W', 2, 1 + L)
-            if len(self._dense_cache) >= 8:  # sizes and devices seen are few; bound it anyway
-                self._dense_cache.clear()
-            self._dense_cache[key] = columns.reshape(size, -1).T.contiguous().to(dtype)
-        return self._dense_cache[key]
+            columns = self._toeplitz(basis, self.bank.double())  # (size, 1, H', W', 2, 1 + L)
+            return (columns.reshape(size, -1).T,)
+
+        return self._cached("dense", height, width, dtype, device, build)[0]
+
+    def _windows(self, size, k):
+        """``(size', k)`` padded indices under each output position."""
+        return self.stride * torch.arange(self.output_size(size))[:, None] + torch.arange(k)
+
+    def _separable_matrices(self, height, width, dtype, device):
+        """The two factors of the filtering of one channel's map, padding and subsampling included.
+
+        Returns
+        -------
+        along_columns : (H' Q, H)
+            ``[i, q, h]``: weight of input row ``h`` in column profile ``q`` at output row ``i``.
+        along_rows : (W' 2 (1 + L), Q W parts)
+            ``[j, o, q, w, p]``: weight of profile ``q`` of input part ``p`` at column ``w`` in
+            real output ``o`` at output column ``j``.
+        """
+
+        def build():
+            bank = self.bank.double().cpu()[: self._parts]  # (parts, 2 (1 + L), k, k)
+            basis = torch.from_numpy(self._column_basis)  # (k, Q)
+            k = bank.shape[-1]
+            mode = _padding_mode(height, width, k // 2)
+            # Padded rows and columns under each output row / column: (H', k, H) and (W', k, W).
+            rows = _padding_selection(height, k // 2, mode)[self._windows(height, k)]
+            columns = _padding_selection(width, k // 2, mode)[self._windows(width, k)]
+            # Projected on the basis, the bank's filters are row filters of each column profile.
+            row_filters = torch.einsum("aq,poac->poqc", basis, bank)
+            along_columns = torch.einsum("aq,iah->iqh", basis, rows)
+            along_rows = torch.einsum("poqc,jcw->joqwp", row_filters, columns)
+            return along_columns.flatten(0, 1), along_rows.flatten(0, 1).flatten(1)
+
+        return self._cached("separable", height, width, dtype, device, build)

@@ -6,6 +6,35 @@ import numbers
 import numpy as np
 import torch
 
+
+def all_finite(data):
+    """Whether a tensor or array holds no NaN or infinity, through reductions only.
+
+    The minimum and the maximum are NaN when any value is, and infinite when any value is:
+    no ``isfinite`` mask (a temporary as large as ``data``) is built.
+
+    Parameters
+    ----------
+    data : torch.Tensor or ndarray
+        Any dtype; integers and booleans are finite.
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(data, torch.Tensor):
+        if data.is_complex():
+            data = torch.view_as_real(data)
+        if not data.is_floating_point() or data.numel() == 0:
+            return True
+        low, high = torch.aminmax(data)  # one pass for both
+        return bool(torch.isfinite(low) & torch.isfinite(high))
+    if np.iscomplexobj(data):
+        return all_finite(data.real) and all_finite(data.imag)
+    if not np.issubdtype(data.dtype, np.floating) or data.size == 0:
+        return True
+    return all(bool(np.isfinite(float(extreme))) for extreme in (data.min(), data.max()))
+
 __all__ = ["check_channels_first", "check_images", "check_packet_levels", "infer_image_shape", "is_integer",
            "min_image_size_error"]
 
@@ -158,7 +187,7 @@ def check_images(X, *, image_shape=None, dtype=torch.float32, min_samples=1, nam
             f"Found array with {n} sample(s) (shape={tuple(tensor.shape)}) while a minimum of "
             f"{min_samples} is required."
         )
-    if tensor.numel() > 0 and not torch.isfinite(tensor).all():
+    if not all_finite(tensor):
         raise ValueError(f"Input {name} contains NaN or infinity; remove or impute those values first.")
     return tensor.contiguous()
 

@@ -14,7 +14,6 @@ model was built for [0, 1] images.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterator
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from ._images import check_images, infer_image_shape
+from ._images import all_finite, check_images, infer_image_shape
 
 __all__ = ["ImageSource", "ArrayImages", "DatasetImages", "as_image_source", "is_torch_dataset"]
 
@@ -272,16 +271,8 @@ def _as_array(X, name):
 
 
 def _check_finite(data, name):
-    """Raise on NaN or inf, through two reductions that allocate nothing the size of ``data``.
-
-    The minimum and maximum are NaN when any value is, and infinite when any
-    value is: no ``isfinite`` mask (a temporary as large as ``data``) is built.
-    """
-    floating = data.is_floating_point() if isinstance(data, torch.Tensor) else np.issubdtype(data.dtype, np.floating)
-    if not floating or data.shape[0] == 0 or math.prod(data.shape) == 0:
-        return
-    finite = all(bool(np.isfinite(float(extreme))) for extreme in (data.min(), data.max()))
-    if not finite:
+    """Raise on NaN or inf, through reductions that allocate nothing the size of ``data``."""
+    if not all_finite(data):
         raise ValueError(f"Input {name} contains NaN or infinity; remove or impute those values first.")
 
 
@@ -329,8 +320,7 @@ class DatasetImages(ImageSource):
             raise ValueError(f"{self._name} yields images of shape {tuple(images.shape[1:])} after images of "
                              f"shape {self.image_shape}; every image must have one shape.")
         images = images.to(self.dtype).contiguous()
-        if not torch.isfinite(images).all():
-            raise ValueError(f"Input {self._name} contains NaN or infinity; remove or impute those values first.")
+        _check_finite(images, self._name)
         return images
 
     def read(self, index):

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from ._images import all_finite
 from ._sources import ImageSource
 
 __all__ = ["make_generator", "seed_from_random_state", "iter_batches", "to_numpy", "map_batches"]
@@ -93,7 +94,7 @@ class _Batches:
 
 
 @torch.no_grad()
-def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None, dtype=None):
+def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None, dtype=None, sample_shape=None):
     """Apply ``fn`` to ``X`` batch by batch on ``device``, writing every output into one numpy array.
 
     Only one batch of ``X`` is read and moved to ``device`` at a time. The
@@ -101,7 +102,8 @@ def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None, 
     the shape and dtype of the first batch's output and filled in place, so the
     result is held in memory once. Each batch's output is copied once, into that
     array: ``fn`` may return a strided view (e.g. a permutation of its
-    computation's layout) and leave the cast to ``dtype`` to that copy.
+    computation's layout) and leave the cast to ``dtype`` to that copy. With
+    ``sample_shape``, ``fn`` may skip even that copy by writing into the array.
 
     Parameters
     ----------
@@ -122,6 +124,13 @@ def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None, 
         ``check_finite`` (what computes ``fn``).
     dtype : numpy dtype or None
         dtype of the output arrays; None keeps the dtype of ``fn``'s outputs.
+    sample_shape : tuple of int or None
+        Shape of one sample's output, for an ``fn`` with one output that takes
+        an ``out`` keyword: the array (of ``dtype``, then required) is allocated
+        up front and ``fn(batch, out=rows)`` is given the rows of its batch as a
+        tensor to write into, or ``out=None`` where it cannot (a device other
+        than the CPU, samples not consecutive); what it returns is copied into
+        the rows unless it is ``rows`` itself.
 
     Returns
     -------
@@ -138,15 +147,27 @@ def map_batches(fn, X, *, batch_size, device, progress=None, check_finite=None, 
     if progress is not None:
         batches = progress(batches)
     n_samples, result = len(X), None
+    if sample_shape is not None:
+        if dtype is None:
+            raise ValueError("map_batches needs the output dtype with sample_shape.")
+        result = (np.empty((n_samples,) + tuple(sample_shape), dtype=dtype),)
     for index, batch in batches:
-        out = fn(batch.to(device, non_blocking=True))
+        index = index.numpy() if isinstance(index, torch.Tensor) else index
+        batch = batch.to(device, non_blocking=True)
+        rows = None
+        if sample_shape is not None:
+            if isinstance(index, slice) and torch.device(device).type == "cpu":
+                rows = torch.from_numpy(result[0][index])
+            out = fn(batch, out=rows)
+        else:
+            out = fn(batch)
         parts = out if isinstance(out, tuple) else (out,)
         if result is None:
             result = tuple(np.empty((n_samples,) + tuple(part.shape[1:]), dtype=dtype or _numpy_dtype(part))
                            for part in parts)
-        index = index.numpy() if isinstance(index, torch.Tensor) else index
         for target, part in zip(result, parts):
-            _write_rows(target, index, part)
+            if rows is None or not _is_view_of_all(part, rows):
+                _write_rows(target, index, part)
         if check_finite is not None:  # after the cast into the result, which may overflow too
             _check_finite_outputs([torch.from_numpy(target[index]) for target in result], batch, index, check_finite)
     if result is None:
@@ -159,6 +180,12 @@ def _numpy_dtype(part):
     return part.dtype if isinstance(part, np.ndarray) else to_numpy(torch.empty(0, dtype=part.dtype)).dtype
 
 
+def _is_view_of_all(tensor, rows):
+    """Whether ``tensor`` is ``rows``' memory in ``rows``' layout (possibly reshaped)."""
+    return (tensor.data_ptr() == rows.data_ptr() and tensor.numel() == rows.numel()
+            and tensor.dtype == rows.dtype and tensor.is_contiguous())
+
+
 def _write_rows(target, index, part):
     """``target[index] = part``, casting; a tensor is copied by torch (threaded, any device) into a slice."""
     if isinstance(part, torch.Tensor) and isinstance(index, slice):
@@ -169,10 +196,10 @@ def _write_rows(target, index, part):
 
 def _check_finite_outputs(parts, batch, index, name):
     """Raise when an output of ``batch`` holds NaN or infinity (its input was checked finite)."""
+    if all(all_finite(part) for part in parts):
+        return
     finite = [torch.isfinite(part.reshape(part.shape[0], -1)).all(1).cpu() for part in parts]
     finite = torch.stack(finite).all(0) if len(finite) > 1 else finite[0]
-    if bool(finite.all()):
-        return
     row = int((~finite).nonzero()[0, 0])
     position = (range(*index.indices(index.stop))[row] if isinstance(index, slice)
                 else int(index[row]))
