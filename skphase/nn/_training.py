@@ -481,8 +481,6 @@ def train_classifier(
     start = time.perf_counter()
     bar = None
 
-    budget_ended = []  # set when a per-batch budget check ends an epoch early
-
     def per_batch(epoch):
         if schedule_every == "epoch":
             return None
@@ -490,8 +488,7 @@ def train_classifier(
         def before_batch(batch):
             elapsed = time.perf_counter() - start
             if max_time is not None and elapsed >= max_time and batch > 0:
-                budget_ended.append(epoch)  # the budget is spent: stop before this batch
-                return True
+                return True  # the budget is spent: stop before this batch
             _set_lr(opt, base_lr * factor(budget_spent(epoch + batch / n_batches, max_iter, elapsed, max_time)))
             return False
 
@@ -538,11 +535,11 @@ def train_classifier(
                 result.stopped_by = "early_stopping"
                 break
             now = time.perf_counter()
-            # Per-batch schedules stop at the batch where the budget ends, the others at the
-            # epoch that would end past it.
+            # Per-batch schedules stop at the batch where the budget ends (an epoch cut short), the
+            # others at the epoch that would end past it.
             next_epoch = 0.0 if schedule_every == "batch" else now - epoch_start
-            if budget_ended or (max_time is not None and epoch + 1 < max_iter
-                                and (now - start) + next_epoch >= max_time):
+            if batches_run < n_batches or (max_time is not None and epoch + 1 < max_iter
+                                           and (now - start) + next_epoch >= max_time):
                 result.stopped_by = "max_time"
                 break
     except KeyboardInterrupt:
