@@ -21,11 +21,12 @@ would exceed it by 188 MB (float32) or 376 MB (float64) at ``n = 60,000``.
 
 With ``--training`` it measures instead the peak memory of training steps on
 the CPU: for ResNet-18 and the paper's CIFAR configuration of the learned
-scattering network ("lscat" and "lscat+skip", the models of
-``bench_phase_collapse.py``), a fresh process builds the network and one batch
-of 128 random 3 x 32 x 32 images, runs one warm-up step, resets the peak and
-runs two more SGD steps; the peak increase above the resident memory before
-them is what a step needs beyond the weights. The goal: at most twice
+scattering network ("lscat" and "lscat+skip", as they train by default and
+with ``memory_efficient=True``: the models of ``bench_phase_collapse.py``),
+a fresh process builds the network and one batch of 128 random 3 x 32 x 32
+images, runs one warm-up step, resets the peak and runs two more SGD steps;
+the peak increase above the resident memory before them is what a step needs
+beyond the weights. The goal: at most twice
 ResNet-18's. The peak includes glibc's heap, where freed blocks below its
 mmap threshold stay; run with ``MALLOC_MMAP_THRESHOLD_=65536`` in the
 environment (passed to every process) to count live tensors only.
@@ -135,7 +136,7 @@ def training_table(threads, env):
 
     print(f"Training steps on the CPU, batch 128 of 3 x 32 x 32, one fresh process per network, {threads} "
           f"torch thread(s)\n")
-    header = f"{'network':<28}{'peak step +MB':>15}{'x ResNet-18':>13}{'goal':>8}{'met':>5}"
+    header = f"{'network':<30}{'peak step +MB':>15}{'x ResNet-18':>13}{'goal':>8}{'met':>5}"
     print(header)
     print("-" * len(header))
     peaks = {}
@@ -145,7 +146,7 @@ def training_table(threads, env):
         ratio = peaks[name] / peaks["ResNet-18"]
         met = "" if name == "ResNet-18" else ("yes" if ratio <= TRAINING_GOAL else "no")
         goal = "" if name == "ResNet-18" else f"<= {TRAINING_GOAL:g}"
-        print(f"{name:<28}{peaks[name]:>15.1f}{ratio:>13.2f}{goal:>8}{met:>5}")
+        print(f"{name:<30}{peaks[name]:>15.1f}{ratio:>13.2f}{goal:>8}{met:>5}")
     print(f"\npeak measured with {how}")
 
 

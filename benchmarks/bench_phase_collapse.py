@@ -2,10 +2,15 @@
 
 Times, in one run, the paper's CIFAR configuration of ScatteringPhaseCollapse
 (8 blocks, widths 64, 128, 256, 512 x 5, L = 4, factorized filters, batch 128,
-3 x 32 x 32 images) in both variants, and a CIFAR ResNet-18 in plain torch,
+3 x 32 x 32 images) in both variants, each also with ``memory_efficient=True``
+(less memory, one more filtering pass), and a CIFAR ResNet-18 in plain torch,
 alternating the models step by step so that machine noise hits them alike;
 prints images per second and the ratio to ResNet-18. Then times skphase's
 fixed wavelet-modulus filtering against kymatio's Scattering2D (J=1).
+
+With ``--compile`` it also trains both variants through ``torch.compile`` (the
+first step compiles, untimed; its time is printed apart); their inference is not
+timed (it would compile again, for eval mode).
 
 With ``--products`` it times instead, at the shapes of every block of both CIFAR
 networks, the two ways the CPU can run the 1x1 projections: as oneDNN
@@ -16,7 +21,8 @@ and this prints the evidence for the machine at hand.
 
 Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_phase_collapse.py [--steps 3] [--threads 2] [--products]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_phase_collapse.py [--steps 3] [--threads 2] [--compile]
+        [--products]
 """
 
 import argparse
@@ -34,13 +40,22 @@ from skphase.utils._kymatio import import_kymatio
 
 CIFAR_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 
-#: The networks compared, each built on call: ResNet-18 and the paper's CIFAR configuration.
+
+
+def cifar_network(variant, memory_efficient=False):
+    """The paper's CIFAR configuration of the learned scattering network, for 10 classes."""
+    return PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True, variant=variant,
+                            memory_efficient=memory_efficient)
+
+
+#: The networks compared, each built on call: ResNet-18 and the paper's CIFAR configuration, as it
+#: trains by default and with ``memory_efficient=True`` (the filtering run again in the backward).
 CIFAR_MODELS = {
     "ResNet-18": resnet18,
-    "PhaseCollapse lscat": lambda: PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
-                                                    variant="lscat"),
-    "PhaseCollapse lscat+skip": lambda: PhaseCollapseNet(3, (32, 32), CIFAR_WIDTHS, 10, L=4, factorized=True,
-                                                         variant="lscat+skip"),
+    "PhaseCollapse lscat": lambda: cifar_network("lscat"),
+    "PhaseCollapse lscat+skip": lambda: cifar_network("lscat+skip"),
+    "lscat, memory_efficient": lambda: cifar_network("lscat", memory_efficient=True),
+    "lscat+skip, memory_efficient": lambda: cifar_network("lscat+skip", memory_efficient=True),
 }
 
 
@@ -192,6 +207,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--compile", action="store_true",
+                        help="also train both variants through torch.compile")
     parser.add_argument("--products", action="store_true",
                         help="time the CPU's two paths for the 1x1 projections instead")
     args = parser.parse_args()
@@ -205,21 +222,37 @@ def main():
     images = torch.randn(args.batch_size, 3, 32, 32).to(device)
     labels = torch.randint(0, 10, (args.batch_size,)).to(device)
     models = {name: build().to(device) for name, build in CIFAR_MODELS.items()}
+    if args.compile:
+        models |= {f"{variant}, compiled": torch.compile(cifar_network(variant).to(device), dynamic=False)
+                   for variant in ("lscat", "lscat+skip")}
     print(f"torch {torch.__version__}, {device}, {args.threads} thread(s), batch {args.batch_size}, 3x32x32, "
           f"{args.steps} timed steps")
-    macs = {name: multiply_accumulates(m, images) for name, m in models.items()}
-    useful = {name: multiply_accumulates(m, images, useful=True) for name, m in models.items()}
+    eager = {name: getattr(m, "_orig_mod", m) for name, m in models.items()}  # the modules under torch.compile
+    macs = {name: multiply_accumulates(m, images) for name, m in eager.items()}
+    useful = {name: multiply_accumulates(m, images, useful=True) for name, m in eager.items()}
+    compile_seconds = {}
+    for name, model in models.items():
+        if model is not eager[name]:  # the first step compiles
+            start = time.perf_counter()
+            train_step(model.train(), torch.optim.SGD(model.parameters(), lr=0.01), images, labels)
+            synchronize(device)
+            compile_seconds[name] = time.perf_counter() - start
     train = time_models(models, images, labels, args.steps, train=True)
-    infer = time_models(models, images, labels, args.steps, train=False)
+    infer = time_models({name: m for name, m in models.items() if name not in compile_seconds}, images, labels,
+                        args.steps, train=False)
     reference = "ResNet-18"
     print("\nGMAC/img: multiply-accumulates of the forward pass as computed, and the useful ones (direct "
           "convolution taps)")
-    print(f"\n{'model':<26}{'GMAC/img':>10}{'useful':>8}{'train img/s':>13}{'x ResNet':>10}{'infer img/s':>13}"
+    print(f"\n{'model':<30}{'GMAC/img':>10}{'useful':>8}{'train img/s':>13}{'x ResNet':>10}{'infer img/s':>13}"
           f"{'x ResNet':>10}")
     for name in models:
-        train_rate, infer_rate = args.batch_size / train[name], args.batch_size / infer[name]
-        print(f"{name:<26}{macs[name] / 1e9:>10.3f}{useful[name] / 1e9:>8.3f}{train_rate:>13.1f}{train[reference] / train[name]:>10.2f}"
-              f"{infer_rate:>13.1f}{infer[reference] / infer[name]:>10.2f}")
+        train_rate = args.batch_size / train[name]
+        inference = (f"{args.batch_size / infer[name]:>13.1f}{infer[reference] / infer[name]:>10.2f}"
+                     if name in infer else f"{'-':>13}{'-':>10}")
+        print(f"{name:<30}{macs[name] / 1e9:>10.3f}{useful[name] / 1e9:>8.3f}{train_rate:>13.1f}"
+              f"{train[reference] / train[name]:>10.2f}{inference}")
+    for name, seconds in compile_seconds.items():
+        print(f"{name}: first step (compilation) {seconds:.0f} s")
 
     # Fixed filtering: first-order wavelet modulus at the finest scale.
     Scattering2D = import_kymatio("kymatio.torch").Scattering2D

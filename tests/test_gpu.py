@@ -69,6 +69,33 @@ def test_phase_collapse_on_cuda(digits_split, precision):
         assert abs(model.score(X_test, y_test) - cpu_model.score(X_test, y_test)) < 0.1
 
 
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+def test_memory_efficient_training_step_on_cuda_holds_less_for_the_same_gradients(precision):
+    from skphase.nn import PhaseCollapseNet
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(32, 3, 32, 32, generator=generator).cuda()
+    labels = torch.randint(0, 10, (32,), generator=generator).cuda()
+
+    def step(memory_efficient):
+        net = PhaseCollapseNet(3, (32, 32), (64, 128, 256, 512), 10, L=4, factorized=True,
+                               generator=torch.Generator().manual_seed(0), memory_efficient=memory_efficient).cuda()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        with torch.autocast("cuda", dtype=torch.float16, enabled=precision == "float16"):
+            loss = torch.nn.functional.cross_entropy(net(images), labels)
+        loss.backward()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before, [p.grad.float().cpu() for p in net.parameters()]
+
+    kept_peak, kept = step(False)
+    rebuilt_peak, rebuilt = step(True)
+    assert rebuilt_peak < 0.85 * kept_peak, (rebuilt_peak, kept_peak)
+    for got, expected in zip(rebuilt, kept, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-5)
+
+
 def test_dtcwpt_features_on_cuda():
     X = np.random.default_rng(0).random((6, 3, 16, 16)).astype(np.float32)
     for dtype, rtol in (("float64", 1e-9), ("float32", 2e-3)):

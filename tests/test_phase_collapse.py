@@ -1,7 +1,9 @@
 """Behaviour of ScatteringPhaseCollapse: learning, errors, reproducibility, persistence."""
 
 import logging
+import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -147,6 +149,42 @@ def test_gpu_fitted_model_loads_on_cpu_only_machine(digits_split):
         restored.__setstate__(state)
     assert restored.device_ == torch.device("cpu")
     np.testing.assert_array_equal(restored.transform(X_test[:4]), expected)
+
+
+@pytest.mark.parametrize("variant", ["lscat", "lscat+skip"])
+def test_memory_efficient_training_gives_the_same_model(digits_split, variant):
+    # The backward filters each block's input again instead of keeping the filtering's output:
+    # the same values, so the same training, to the bit, on the CPU.
+    X, y, X_test, _ = digits_split
+    kept = small(variant=variant, max_iter=2).fit(X, y)
+    rebuilt = small(variant=variant, max_iter=2, memory_efficient=True).fit(X, y)
+    assert rebuilt.module_.memory_efficient and not kept.module_.memory_efficient
+    assert rebuilt.loss_curve_ == kept.loss_curve_
+    np.testing.assert_array_equal(rebuilt.transform(X_test[:20]), kept.transform(X_test[:20]))
+
+
+def test_warm_start_follows_memory_efficient(digits_split):
+    X, y, _, _ = digits_split
+    model = small(max_iter=1, warm_start=True).fit(X, y)
+    model.set_params(memory_efficient=True).fit(X, y)
+    assert model.n_iter_ == 2
+    assert all(block.memory_efficient for block in model.module_.blocks)
+
+
+def _cpp_compiler():
+    return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++") or shutil.which("clang++")
+
+
+@pytest.mark.skipif(not _cpp_compiler(), reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_training_matches_eager_training(digits_split):
+    # 384 images in batches of 64: one compilation (a smaller last batch would compile again).
+    X, y, X_test, _ = digits_split
+    X, y = X[:384], y[:384]
+    eager = small(max_iter=1).fit(X, y)
+    compiled = small(max_iter=1, compile=True).fit(X, y)
+    assert type(compiled.module_) is type(eager.module_)  # the fitted module itself is not compiled
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(compiled.transform(X_test[:50]), eager.transform(X_test[:50]), atol=1e-4)
 
 
 def test_warm_start_continues(digits_split):

@@ -1,6 +1,7 @@
 """Saved tensors kept as recipes (skphase.nn._recompute): the scattering block's gradients are those of
-the block that keeps every activation, in float64 and under gradcheck; the projection's input rows and
-real matrix are freed after the forward; a recipe whose inputs changed in place refuses to run."""
+the block that keeps every activation, in float64, under gradcheck and under autocast; the filtering's
+output, the projection's input rows and its real matrix are freed after the forward, and the filtering
+runs once more per backward; a recipe whose inputs changed in place refuses to run."""
 
 import contextlib
 import gc
@@ -10,14 +11,14 @@ import pytest
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from skphase.nn import NONLINEARITIES, VARIANTS, ScatteringBlock
+from skphase.nn import NONLINEARITIES, VARIANTS, ScatteringBlock, WaveletFilter
 from skphase.nn import _scattering_block, _standardized_projection
-from skphase.nn._recompute import saved_as_recomputation, will_be_recomputed
+from skphase.nn._recompute import saved_as_recomputation, saved_views_as_recomputation, will_be_recomputed
 
 
-def _block(nonlinearity="modulus", variant="lscat+skip"):
+def _block(nonlinearity="modulus", variant="lscat+skip", memory_efficient=True):
     block = ScatteringBlock(3, 4, nonlinearity=nonlinearity, variant=variant, complex_input=True,
-                            generator=torch.Generator().manual_seed(0))
+                            generator=torch.Generator().manual_seed(0), memory_efficient=memory_efficient)
     return block.double()
 
 
@@ -31,10 +32,12 @@ def _loss(block, x):
     return (block(x) * weights).sum()
 
 
-def _keep_every_activation(monkeypatch):
+def _keep_every_activation(monkeypatch, block=None):
     keep = lambda *args, **kwargs: contextlib.nullcontext()
     monkeypatch.setattr(_scattering_block, "saved_as_recomputation", keep)
     monkeypatch.setattr(_standardized_projection, "saved_as_recomputation", keep)
+    if block is not None:
+        block.memory_efficient = False
 
 
 def _gradients(block, x, **grad_kwargs):
@@ -47,7 +50,7 @@ def _gradients(block, x, **grad_kwargs):
 def test_block_gradients_equal_those_of_the_block_keeping_every_activation(nonlinearity, variant, monkeypatch):
     block, x = _block(nonlinearity, variant), _input()
     recomputed = _gradients(block, x)
-    _keep_every_activation(monkeypatch)
+    _keep_every_activation(monkeypatch, block)
     kept = _gradients(block, x)
     for got, expected in zip(recomputed, kept, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
@@ -65,15 +68,15 @@ def test_block_gradcheck_float64(nonlinearity, variant):
     assert torch.autograd.gradcheck(output, inputs)
 
 
-def _alive_after_forward(monkeypatch, name, owner, attribute):
-    """Whether the tensor a block's forward gets from ``owner.attribute`` outlives the forward."""
-    block, seen = _block(), []
+def _alive_after_forward(monkeypatch, owner, attribute, *, first=False, memory_efficient=True):
+    """Whether what a block's forward gets from ``owner.attribute`` (its first output) outlives the forward."""
+    block, seen = _block(memory_efficient=memory_efficient), []
     original = getattr(owner, attribute)
 
     def spy(*args, **kwargs):
-        tensor = original(*args, **kwargs)
-        seen.append(weakref.ref(tensor))
-        return tensor
+        output = original(*args, **kwargs)
+        seen.append(weakref.ref(output[0] if first else output))
+        return output
 
     monkeypatch.setattr(owner, attribute, spy)
     out = block(_input().requires_grad_())
@@ -87,11 +90,62 @@ def _alive_after_forward(monkeypatch, name, owner, attribute):
 def test_projection_input_and_matrix_are_freed_after_the_forward(keep, monkeypatch):
     if keep:  # the same check sees them alive when they are kept
         _keep_every_activation(monkeypatch)
-    rows_alive = _alive_after_forward(monkeypatch, "rows", ScatteringBlock, "_feature_rows")
+    rows_alive = _alive_after_forward(monkeypatch, ScatteringBlock, "_feature_rows", memory_efficient=False)
     matrix_alive = _alive_after_forward(
-        monkeypatch, "matrix", _standardized_projection.ComplexProjection, "real_matrix"
+        monkeypatch, _standardized_projection.ComplexProjection, "real_matrix", memory_efficient=False
     )
     assert rows_alive is keep and matrix_alive is keep
+
+
+@pytest.mark.parametrize("memory_efficient", [False, True])
+def test_memory_efficient_block_frees_the_filtering_output_after_the_forward(memory_efficient, monkeypatch):
+    alive = _alive_after_forward(monkeypatch, WaveletFilter, "_filter", first=True, memory_efficient=memory_efficient)
+    assert alive is not memory_efficient
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("nonlinearity", ["modulus", "soft_threshold"])
+def test_memory_efficient_block_filters_once_more_per_backward(nonlinearity, variant, monkeypatch):
+    block, calls = _block(nonlinearity, variant), []
+    original = WaveletFilter.forward
+
+    def counted(self, x):
+        calls.append(torch.is_grad_enabled())
+        return original(self, x)
+
+    monkeypatch.setattr(WaveletFilter, "forward", counted)
+    loss = _loss(block, _input().requires_grad_())
+    assert calls == [True]
+    loss.backward()
+    assert calls == [True, False]  # once, without a graph, for the rows and the non-linearity alike
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_memory_efficient_gradients_under_autocast_equal_those_of_the_block_keeping_the_filtering(dtype):
+    # The backward rebuilds the filtering in the forward's autocast region: the same low-precision
+    # values, so the same gradients to the bit. (Keeping the rows too changes the order of the
+    # projection's backward, hence its rounding: compared in the float64 tests above.)
+    block = _block().float()
+    x = _input().float()
+
+    def gradients():
+        with torch.autocast("cpu", dtype=dtype):
+            return _gradients(block, x)
+
+    recomputed = gradients()
+    block.memory_efficient = False
+    for got, expected in zip(recomputed, gradients(), strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_an_input_changed_in_place_before_backward_raises():
+    block, x = _block(), _input().requires_grad_()
+    inputs = x * 1.0  # a non-leaf the caller may overwrite
+    loss = _loss(block, inputs)
+    with torch.no_grad():
+        inputs.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
 
 
 def test_a_parameter_changed_in_place_before_backward_raises():
@@ -121,7 +175,7 @@ def test_second_derivatives_equal_those_of_the_block_keeping_every_activation(mo
         return torch.autograd.grad(gradient.square().sum(), inputs)[0]
 
     recomputed = gradient_of_gradient_norm()
-    _keep_every_activation(monkeypatch)
+    _keep_every_activation(monkeypatch, block)
     torch.testing.assert_close(recomputed, gradient_of_gradient_norm(), rtol=1e-10, atol=1e-12)
 
 
@@ -154,3 +208,43 @@ def test_nothing_is_registered_without_grad_mode():
     tensor = torch.randn(3)
     with torch.no_grad(), saved_as_recomputation(tensor, tensor.clone):
         assert not will_be_recomputed(tensor)
+
+
+def test_saved_views_share_one_rebuilt_copy_freed_after_the_backward():
+    a = torch.randn(4, 6, requires_grad=True)
+    calls, rebuilt = [], []
+
+    def recompute():
+        calls.append(1)
+        out = (a.detach() * 2).unbind(0)
+        rebuilt.append(weakref.ref(out[0]))
+        return out
+
+    def forward():  # returns the loss alone, as a block's forward its output
+        parts = (a * 2).unbind(0)  # four views of one buffer
+        with saved_views_as_recomputation(parts, recompute, (a,)) as filtered:
+            squares = [part[1:4] * part[1:4] for part in parts]  # mul saves views at offsets
+            with saved_as_recomputation(squares[0], lambda: filtered()[0][1:4].square(), (a,)):
+                return sum((square * square).sum() for square in squares)
+
+    loss = forward()
+    gc.collect()
+    assert not calls
+    loss.backward()
+    assert len(calls) == 1
+    gc.collect()
+    assert rebuilt[0]() is None  # nothing holds the copy once the backward is done
+    expected = torch.zeros_like(a)
+    expected[:, 1:4] = 64 * a.detach()[:, 1:4] ** 3  # d/da (2a)^4
+    torch.testing.assert_close(a.grad, expected)
+
+
+def test_saved_views_of_a_retained_graph_agree_across_backwards():
+    a = torch.randn(5, requires_grad=True)
+    doubled = a * 2
+    with saved_views_as_recomputation((doubled,), lambda: (a.detach() * 2,), (a,)):
+        loss = (doubled[1:] * doubled[1:]).sum()
+    first = torch.autograd.grad(loss, a, retain_graph=True)[0]
+    second = torch.autograd.grad(loss, a)[0]
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    torch.testing.assert_close(first, torch.cat([torch.zeros(1), 8 * a.detach()[1:]]))

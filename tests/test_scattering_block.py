@@ -84,3 +84,15 @@ def test_network_names_the_channels_first_layout():
         net(torch.zeros(2, 16, 16, 3))
     with pytest.raises(ValueError, match=r"image_size"):
         net(torch.zeros(2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("variant, nonlinearity, factorized", [
+    ("lscat", "modulus", True), ("lscat+skip", "soft_threshold", False), ("lscat+skip", "sigmoid", True),
+])
+def test_the_training_forward_traces_as_one_graph_for_torch_compile(variant, nonlinearity, factorized):
+    # A graph break would leave the element-wise passes around it unfused (ScatteringPhaseCollapse(compile=True)).
+    net = PhaseCollapseNet(3, (16, 16), (64, 8), 10, variant=variant, nonlinearity=nonlinearity,
+                           factorized=factorized, memory_efficient=True).train()
+    explanation = torch._dynamo.explain(net)(torch.randn(4, 3, 16, 16))
+    assert explanation.graph_break_count == 0, [reason.reason for reason in explanation.break_reasons]
+    assert explanation.graph_count == 1

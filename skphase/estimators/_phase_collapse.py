@@ -151,6 +151,20 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         ``"bfloat16"`` and ``"float16"`` run under :func:`torch.autocast`
         (float16 on CUDA only, with gradient scaling), while the loss, the
         weights and every output stay float32.
+    memory_efficient : bool, default=False
+        Training keeps, for the backward, each block's input rather than its
+        wavelet filtering's output (up to ``1 + L`` times larger) and filters
+        it again there: less memory per step for one more filtering pass
+        (``benchmarks/bench_memory.py --training`` and
+        ``benchmarks/bench_phase_collapse.py`` measure both).
+    compile : bool, default=False
+        Train through :func:`torch.compile` (see
+        :func:`skphase.nn.train_classifier`): faster steps once compiled, for a
+        compilation of a few minutes at the first batch (and at a smaller last
+        one), so for long trainings; the compiler then chooses what the
+        backward keeps (``memory_efficient`` has no effect). Needs a C++
+        compiler on the CPU, Triton on CUDA. Prediction and ``transform`` run
+        eagerly.
     warm_start : bool, default=False
         Continue training the fitted network (same data shape, classes and
         architecture parameters), and its optimizer state when ``optimizer``
@@ -274,6 +288,8 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         "max_time": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "callbacks": [list, None],
         "precision": [StrOptions(set(PRECISIONS))],
+        "memory_efficient": ["boolean"],
+        "compile": ["boolean"],
         "warm_start": ["boolean"],
         "image_shape": ["array-like", None],
         "device": [str, torch.device],
@@ -309,6 +325,8 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         max_time: float | None = None,
         callbacks: Sequence[Callback | Callable] | None = None,
         precision: str = "float32",
+        memory_efficient: bool = False,
+        compile: bool = False,
         warm_start: bool = False,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
@@ -340,6 +358,8 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
         self.max_time = max_time
         self.callbacks = callbacks
         self.precision = precision
+        self.memory_efficient = memory_efficient
+        self.compile = compile
         self.warm_start = warm_start
         self.image_shape = image_shape
         self.device = device
@@ -474,6 +494,7 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
             self.n_iter_, self.loss_curve_, self.validation_scores_ = 0, [], []
             self._optimizer_state = None
         self.module_.to(device)
+        self.module_.memory_efficient = self.memory_efficient  # warm starts follow the parameter too
         source, labels, validation, weights = self._split_validation(source, labels, generator, weights)
         # The optimizer state resumes only an optimizer of the same kind.
         resumed = self._optimizer_state if getattr(self, "_optimizer_kind", None) == optimizer_kind else None
@@ -487,7 +508,8 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
                 n_iter_no_change=self.n_iter_no_change if self.early_stopping else None, tol=self.tol,
                 max_time=self.max_time, generator=generator, device=device, precision=self.precision,
                 optimizer_state=resumed, callbacks=callbacks, owner=self, sample_weight=weights,
-                progress=epoch_progress(self.verbose, self.max_iter, self.n_iter_), epochs_done=self.n_iter_,
+                compile=self.compile, progress=epoch_progress(self.verbose, self.max_iter, self.n_iter_),
+                epochs_done=self.n_iter_,
             )
         except TrainingInterrupted as interrupt:
             self._store_training(interrupt.result, block_channels, optimizer_kind)

@@ -35,7 +35,8 @@ class _SafeModulus(torch.autograd.Function):
         modulus = torch.hypot(re, im)
         at_zero = modulus == 0
         # d|z|/dre = re/|z|; defined as 0 where |z| = 0 instead of 0/0 = NaN.
-        if torch.is_grad_enabled():  # create_graph=True: differentiable ops
+        # create_graph=True needs differentiable ops; torch.compile, ops without out= (it fuses them).
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
             scale = (grad / modulus).masked_fill(at_zero, 0)
             return scale * re, scale * im
         # In place: this runs on the largest activations of a network, where every temporary

@@ -45,6 +45,10 @@ class PhaseCollapseNet(nn.Module):
         as the paper's CIFAR-10 and ImageNet networks.
     generator : torch.Generator or None
         Seeds the initial projections.
+    memory_efficient : bool, default=False
+        Every block filters its input again in the backward rather than keeping the
+        filtering's output: less memory for training, one more filtering pass per step (see
+        :class:`ScatteringBlock`). A property that may be changed between steps.
 
     See Also
     --------
@@ -89,13 +93,15 @@ class PhaseCollapseNet(nn.Module):
         variant: str = "lscat+skip",
         factorized: bool = False,
         generator: torch.Generator | None = None,
+        memory_efficient: bool = False,
     ):
         super().__init__()
         blocks, channels, complex_input = [], in_channels, False
         height, width = image_size
         for channels_out, kind in zip(widths, block_kinds(len(widths), factorized)):
             block = ScatteringBlock(channels, channels_out, L=L, kind=kind, nonlinearity=nonlinearity,
-                                    variant=variant, complex_input=complex_input, generator=generator)
+                                    variant=variant, complex_input=complex_input, generator=generator,
+                                    memory_efficient=memory_efficient)
             blocks.append(block)
             height, width = block.wavelets.output_size(height), block.wavelets.output_size(width)
             channels, complex_input = channels_out, True
@@ -107,6 +113,16 @@ class PhaseCollapseNet(nn.Module):
             fan_in = self.head.in_features
             self.head.weight.copy_(torch.randn(n_classes, fan_in, generator=generator) / fan_in**0.5)
             self.head.bias.zero_()
+
+    @property
+    def memory_efficient(self) -> bool:
+        """Whether every block filters its input again in the backward (see :class:`ScatteringBlock`)."""
+        return all(block.memory_efficient for block in self.blocks)
+
+    @memory_efficient.setter
+    def memory_efficient(self, value: bool):
+        for block in self.blocks:
+            block.memory_efficient = bool(value)
 
     def features(
         self,

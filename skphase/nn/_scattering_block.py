@@ -22,12 +22,14 @@ dtype of its inputs, float64 included.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
 from ._complex_ops import ComplexNonlinearity
 from ._fused_ops import unit_norm
-from ._recompute import saved_as_recomputation
+from ._recompute import saved_as_recomputation, saved_views_as_recomputation
 from ._standardized_projection import ComplexProjection, ComplexStandardization
 from ._wavelet_filter import WaveletFilter
 
@@ -63,6 +65,12 @@ class ScatteringBlock(nn.Module):
         Added under the square roots of Std and N.
     generator : torch.Generator or None
         Seeds the initial projection.
+    memory_efficient : bool, default=False
+        For the backward, keep how to filter the block's input again rather than the
+        filtering's output, up to ``1 + L`` times larger than the input (which the graph
+        holds anyway): training holds less memory for one more filtering pass per step.
+        An attribute that may be changed between steps. Under :func:`torch.compile` the
+        compiler chooses what the backward keeps instead.
 
     See Also
     --------
@@ -108,6 +116,7 @@ class ScatteringBlock(nn.Module):
         complex_input: bool = False,
         eps: float = 1e-5,
         generator: torch.Generator | None = None,
+        memory_efficient: bool = False,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -126,6 +135,7 @@ class ScatteringBlock(nn.Module):
         self.L = L
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.memory_efficient = memory_efficient
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block, ``N(P(Std(rho(W x))))``.
@@ -143,12 +153,23 @@ class ScatteringBlock(nn.Module):
         self._check_input(x)
         re, im = self.wavelets(x)  # W: (n, H', W', 1 + L, C) each, the low-pass first
         n, height, width = re.shape[:3]
-        rows = self._feature_rows(re, im)
+        if torch.compiler.is_compiling():
+            # Under torch.compile the compiler chooses what the backward keeps and what it rebuilds;
+            # the saved-tensor hooks of the recipes below would break its graph.
+            z = self.std(self._feature_rows(re, im), self.proj)
+            return unit_norm(z.view(n, height, width, -1), self.eps)
         # The projection keeps its input rows for its backward; autograd keeps how to rebuild them
-        # from the filtering's output instead, which the non-linearity's backward holds anyway.
-        reads = (re, im, *self.rho.parameters())
-        with saved_as_recomputation(rows, lambda: self._feature_rows(re, im), reads):
-            z = self.std(rows, self.proj)  # P(Std(.)), the standardisation folded into P's product
+        # from the filtering's output instead, which the non-linearity's backward reads anyway, or,
+        # memory efficient, keeps neither but how to filter the block's input again, once for both.
+        if self.memory_efficient:
+            filtering = saved_views_as_recomputation((re, im), lambda: self.wavelets(x), (x,))
+        else:
+            filtering = contextlib.nullcontext(lambda: (re, im))
+        with filtering as filtered:
+            rows = self._feature_rows(re, im)
+            reads = (x, *self.rho.parameters())
+            with saved_as_recomputation(rows, lambda: self._feature_rows(*filtered()), reads):
+                z = self.std(rows, self.proj)  # P(Std(.)), the standardisation folded into P's product
         return unit_norm(z.view(n, height, width, -1), self.eps)  # N
 
     def _feature_rows(self, re, im):

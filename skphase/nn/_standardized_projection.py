@@ -97,8 +97,9 @@ class ComplexStandardization(nn.Module):
         else:
             matrix = projection.real_matrix()
         if self.training:
-            # The real matrix is twice the size of the weights it is built from: the backward rebuilds it.
-            keep = (contextlib.nullcontext() if projection is None
+            # The real matrix is twice the size of the weights it is built from: the backward rebuilds it
+            # (under torch.compile the compiler chooses, and saved-tensor hooks would break its graph).
+            keep = (contextlib.nullcontext() if projection is None or torch.compiler.is_compiling()
                     else saved_as_recomputation(matrix, projection.real_matrix, tuple(projection.parameters())))
             with keep:
                 out, mean, var = standardized_projection(flat, matrix, self.n_complex, self.eps)

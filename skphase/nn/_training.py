@@ -178,7 +178,8 @@ def _drop_lone_last(order, batch_size):
 
 
 def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentation=None, generator=None,
-              device="cpu", precision="float32", scaler=None, bar=None, before_batch=None, sample_weight=None):
+              device="cpu", precision="float32", scaler=None, bar=None, before_batch=None, sample_weight=None,
+              forward=None):
     """One epoch of cross-entropy training over the images of ``source`` in ``order``.
 
     Parameters
@@ -211,6 +212,9 @@ def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentat
         float32 CPU weight of every image of ``source``, scaled to mean 1: each image's loss is
         multiplied by its weight, so that a batch's mean loss is an unbiased estimate of the
         weighted mean loss over the data.
+    forward : callable or None
+        What computes the logits of a batch in place of ``module`` (e.g. ``torch.compile(module)``,
+        which shares its parameters).
 
     Returns
     -------
@@ -220,13 +224,14 @@ def run_epoch(module, optimizer, source, labels, order, *, batch_size, augmentat
         Batches trained (fewer than the epoch's when ``before_batch`` ended it).
     """
     module.train()
+    forward = module if forward is None else forward
     total, seen, n_batches = 0.0, 0, 0
     for batch, (index, images) in enumerate(source.batches(batch_size, _drop_lone_last(order, batch_size))):
         if before_batch is not None and before_batch(batch):
             break
         images = augment_batch(images.to(device, non_blocking=True), augmentation, generator)
         with autocast(device, precision):
-            logits = module(images)
+            logits = forward(images)
         targets = labels[index].to(device, non_blocking=True)
         if sample_weight is None:
             loss = F.cross_entropy(logits.float(), targets)
@@ -345,6 +350,7 @@ def train_classifier(
     epochs_done: int = 0,
     recalibrate: bool = True,
     sample_weight: ArrayLike | None = None,
+    compile: bool = False,
 ) -> TrainingResult:
     """Train ``module`` with cross-entropy, epoch by epoch.
 
@@ -426,6 +432,12 @@ def train_classifier(
     sample_weight : array-like of shape (n,) or None
         Non-negative weight of each training image in the loss (scaled to mean 1; the
         validation accuracy stays unweighted).
+    compile : bool, default=False
+        Train through ``torch.compile(module, dynamic=False)``: the compiler fuses the
+        element-wise passes of the forward and the backward and chooses what the backward
+        keeps. The first batch (and a smaller last one) pays the compilation; a C++ compiler
+        is needed on the CPU, Triton on CUDA. Validation, the statistics pass and the
+        returned module run eagerly.
 
     Returns
     -------
@@ -475,6 +487,7 @@ def train_classifier(
                                   weight_decay=weight_decay, optimizer_params=optimizer_params, state=optimizer_state)
     scaler = torch.amp.GradScaler("cuda") if precision == "float16" else None
     best = BestState(module, tol=tol, n_iter_no_change=n_iter_no_change)
+    forward = torch.compile(module, dynamic=False) if compile else module
     callbacks = CallbackList(callbacks)
     n_batches = -(-len(_drop_lone_last(range(source.n_samples), batch_size)) // batch_size)
     result = TrainingResult(batches_per_epoch=n_batches)
@@ -505,7 +518,7 @@ def train_classifier(
             loss, batches_run = run_epoch(
                 module, opt, source, labels, order, batch_size=batch_size, augmentation=augmentation,
                 generator=generator, device=device, precision=precision, scaler=scaler, bar=bar,
-                before_batch=per_batch(epoch), sample_weight=weights)
+                before_batch=per_batch(epoch), sample_weight=weights, forward=forward)
             if not torch.isfinite(torch.tensor(loss)):
                 raise FloatingPointError(f"Training diverged at epoch {epoch + 1} (loss {loss}); lower the "
                                          "learning rate (learning_rate_init).")

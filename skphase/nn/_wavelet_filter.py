@@ -225,7 +225,11 @@ class WaveletFilter(nn.Module):
         # The CPU's low-precision batched product copies a broadcast matrix once per image.
         if n_channels >= self.MIN_BATCHED_CHANNELS and not low_precision_cpu:
             costs["separable"] = self.SEPARABLE_COST_RATIO * self.multiply_adds(height, width, path="separable")
-        return min(costs, key=costs.get)
+        best = "dense"  # a plain loop rather than min(costs, key=costs.get), which torch.compile cannot trace
+        for name, cost in costs.items():
+            if cost < costs[best]:
+                best = name
+        return best
 
     def forward(self, x):
         # Under autocast complex input is cast once, before the Toeplitz path copies it into
