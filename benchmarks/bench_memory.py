@@ -26,12 +26,14 @@ with ``memory_efficient=True``: the models of ``bench_phase_collapse.py``),
 a fresh process builds the network and one batch of 128 random 3 x 32 x 32
 images, runs one warm-up step, resets the peak and runs two more SGD steps;
 the peak increase above the resident memory before them is what a step needs
-beyond the weights. The goal: at most twice
+beyond the weights (with ``--compile`` also both variants trained through
+``torch.compile``: the warm-up step compiles, and the compiler chooses what the
+backward keeps). The goal: at most twice
 ResNet-18's. The peak includes glibc's heap, where freed blocks below its
 mmap threshold stay; run with ``MALLOC_MMAP_THRESHOLD_=65536`` in the
 environment (passed to every process) to count live tensors only.
 
-Run ``python benchmarks/bench_memory.py [--threads N] [--training]``; prints one table.
+Run ``python benchmarks/bench_memory.py [--threads N] [--training [--compile]]``; prints one table.
 """
 
 import argparse
@@ -105,14 +107,14 @@ def run_training_case(name, threads):
     """One training measurement, in this (fresh) process; prints ``peak_increase_mb how``."""
     import torch
 
-    from bench_phase_collapse import CIFAR_MODELS, train_step
+    from bench_phase_collapse import CIFAR_MODELS, COMPILED_MODELS, train_step
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = CIFAR_MODELS[name]().train()
+    model = (CIFAR_MODELS | COMPILED_MODELS)[name]().train()
     images, labels = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    train_step(model, optimizer, images, labels)  # momentum buffers and torch's lazy allocations
+    train_step(model, optimizer, images, labels)  # momentum buffers, torch's lazy allocations, compilation
 
     def steps():
         for _ in range(2):
@@ -131,8 +133,8 @@ def _run_fresh(arguments, env):
     return result.stdout.split("\n")[-2].split()
 
 
-def training_table(threads, env):
-    from bench_phase_collapse import CIFAR_MODELS
+def training_table(threads, env, compiled=False):
+    from bench_phase_collapse import CIFAR_MODELS, COMPILED_MODELS
 
     print(f"Training steps on the CPU, batch 128 of 3 x 32 x 32, one fresh process per network, {threads} "
           f"torch thread(s)\n")
@@ -140,7 +142,7 @@ def training_table(threads, env):
     print(header)
     print("-" * len(header))
     peaks = {}
-    for name in CIFAR_MODELS:
+    for name in list(CIFAR_MODELS) + (list(COMPILED_MODELS) if compiled else []):
         increase, how = _run_fresh(["--threads", str(threads), "--training-case", name], env)
         peaks[name] = float(increase)
         ratio = peaks[name] / peaks["ResNet-18"]
@@ -154,6 +156,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--training", action="store_true", help="peak memory of training steps instead")
+    parser.add_argument("--compile", action="store_true",
+                        help="with --training, also both variants trained through torch.compile")
     parser.add_argument("--case", nargs=3, metavar=("PATH", "ESTIMATOR", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--training-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -166,7 +170,7 @@ def main():
         return
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     if args.training:
-        training_table(args.threads, env)
+        training_table(args.threads, env, compiled=args.compile)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "images.npy")

@@ -48,6 +48,9 @@ learning rate annealed batch by batch over that time, stopping at the batch wher
     python examples/plot_phase_collapse_vs_resnet.py --dataset fashion-mnist --epochs 2 \
         --models "LScat+skip" ResNet-20 --equal-time
 
+``--compile`` trains every network through ``torch.compile`` (faster steps after a compilation
+of a few minutes per network; see ``ScatteringPhaseCollapse(compile=True)``).
+
 Long runs may be split: ``--models`` trains a subset and ``--results FILE`` keeps every result
 (one JSON line per model) so that the table gathers runs made one after the other; runs of a model
 with other ``--seed`` values are averaged (mean and standard deviation over seeds, error bars in the
@@ -118,7 +121,7 @@ def train_learned_scattering(name, params, data, args):
     X_train, y_train, X_test, y_test = data
     kind, model_params = SCATTERING_MODELS[name]
     model = ScatteringPhaseCollapse(**params, **model_params, device=args.device, random_state=args.seed,
-                                    verbose=args.verbose, precision=args.precision)
+                                    verbose=args.verbose, precision=args.precision, compile=args.compile)
     model.fit(X_train, y_train)
     result = dict(model=name, kind=kind, accuracy=model.score(X_test, y_test), seconds=model.training_time_,
                   loop_seconds=model.training_time_ - model.recalibration_time_, epochs=model.n_iter_,
@@ -151,7 +154,8 @@ def train_resnet(name, params, data, args, time_budget=None):
         momentum=params["momentum"], weight_decay=params["weight_decay"], schedule=params["schedule"],
         schedule_params=params["schedule_params"], augmentation=params["augmentation"],
         max_time=max_time, generator=make_generator(args.seed), device=device, precision=args.precision,
-        progress=epoch_progress(args.verbose, max_iter), schedule_every="epoch" if time_budget is None else "batch",
+        compile=args.compile, progress=epoch_progress(args.verbose, max_iter),
+        schedule_every="epoch" if time_budget is None else "batch",
     )
     test_codes = torch.as_tensor(np.searchsorted(classes, y_test))
     accuracy = evaluate_accuracy(net, as_image_source(X_test), test_codes, batch_size=params["batch_size"],
@@ -187,11 +191,11 @@ def summarise(results):
     """One row per model: test error over the seeds run (mean, standard deviation), parameters, time, epochs.
 
     Runs of one model gathered from a results file count together only when they share the settings and
-    precision of that model's newest run (so a run at another budget replaces, not joins, the earlier
+    precision (and compilation) of that model's newest run (so a run at another budget replaces, not joins, the earlier
     ones), and a seed run twice counts once (its newest run).
     """
     def setting(r):
-        return r.get("settings"), r.get("precision", "float32")
+        return r.get("settings"), r.get("precision", "float32"), r.get("compile", False)
 
     rows = []
     for name in dict.fromkeys(r["model"] for r in results):
@@ -310,6 +314,9 @@ def main():
     parser.add_argument("--n-train", type=int, help="train on a subset of this size")
     parser.add_argument("--quick", action="store_true", help="2 epochs (unless --epochs) on 500 images: a smoke run")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--compile", action="store_true",
+                        help="train every network through torch.compile: faster steps after a compilation of "
+                             "minutes (a C++ compiler on the CPU, Triton on CUDA)")
     parser.add_argument("--separation", action="store_true",
                         help="measure class separation after every block of the learned scattering networks")
     parser.add_argument("--results", help="JSON-lines file: results are appended, and the table shows all of it")
@@ -325,7 +332,8 @@ def main():
     params = settings(args.dataset, args)
     data = load_data(args.dataset, args)
     print(f"{args.dataset}: {len(data[1])} training and {len(data[3])} test images of shape {data[0].shape[1:]}")
-    print(f"settings: {params}  precision {args.precision}, {args.threads} torch thread(s)\n", flush=True)
+    print(f"settings: {params}  precision {args.precision}{', compiled' if args.compile else ''}, "
+          f"{args.threads} torch thread(s)\n", flush=True)
 
     results = []
     for name in args.models:
@@ -339,7 +347,7 @@ def main():
             result = train_learned_scattering(name, {k: params[k] for k in TRAINING_KEYS} | _network(params),
                                               data, args)
         result.update(dataset=args.dataset, settings=repr(params), seed=args.seed, precision=args.precision,
-                      wall=time.perf_counter() - start)
+                      compile=args.compile, wall=time.perf_counter() - start)
         results.append(result)
         print(f"  {name:<28} test error {100 * (1 - result['accuracy']):6.2f} %  ({result['seconds']:.0f} s, "
               f"{result['epochs']} epochs)", flush=True)

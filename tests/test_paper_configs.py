@@ -1,3 +1,4 @@
+import importlib
 import json
 import pickle
 import subprocess
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from skphase import PAPER_CONFIGS, ScatteringPhaseCollapse, paper_config
 from skphase.nn._phase_collapse_net import count_subsamplings
@@ -86,6 +88,28 @@ def test_resnet_comparison_runs_end_to_end_on_a_tiny_cifar10_copy(tmp_path):
     equal = json.loads(results.read_text().splitlines()[-1])
     assert equal["model"] == "ResNet-20 (equal time)" and 1.5 <= equal["seconds"] < 1.5 + 5 and equal["epochs"] > 1
     assert "LScat+skip error <= ResNet-20 error at equal wall-clock time" in run.stdout
+
+
+def test_resnet_comparison_compiles_every_network_with_compile(tmp_path, monkeypatch):
+    # torch.compile is recorded, not run: the compiled training itself is tested in test_phase_collapse.
+    compiled = []
+
+    def record(module, **options):
+        compiled.append((type(module).__name__, options))
+        return module
+
+    monkeypatch.setattr(torch, "compile", record)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    example = importlib.import_module("plot_phase_collapse_vs_resnet")
+    monkeypatch.setattr(example, "retain_freed_memory", lambda: None)
+    results = tmp_path / "results.jsonl"
+    monkeypatch.setattr(sys, "argv", [
+        "plot_phase_collapse_vs_resnet.py", "--quick", "--epochs", "1", "--n-train", "100", "--models", "LScat",
+        "ResNet-20", "--compile", "--device", "cpu", "--threads", str(torch.get_num_threads()),
+        "--results", str(results), "--out", str(tmp_path / "table.png")])
+    example.main()
+    assert compiled == [("PhaseCollapseNet", {"dynamic": False}), ("ResNet", {"dynamic": False})]
+    assert [json.loads(line)["compile"] for line in results.read_text().splitlines()] == [True, True]
 
 
 def test_main_example_runs_the_cifar10_configuration_on_a_tiny_copy(tmp_path):

@@ -96,3 +96,19 @@ def test_the_training_forward_traces_as_one_graph_for_torch_compile(variant, non
     explanation = torch._dynamo.explain(net)(torch.randn(4, 3, 16, 16))
     assert explanation.graph_break_count == 0, [reason.reason for reason in explanation.break_reasons]
     assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("factorized", [False, True])
+def test_compiled_training_steps_trace_once(factorized):
+    # The filtering's matrices, cached after the first call, must not make the second one trace (and,
+    # under inductor, compile) the network again. Dynamo's "eager" backend guards alike, without a compiler.
+    net = PhaseCollapseNet(3, (16, 16), (8, 16), 10, variant="lscat+skip", factorized=factorized).train()
+    compiled = torch.compile(net, backend="eager", dynamic=False)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    images, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(3):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(compiled(images), labels).backward()
+            optimizer.step()

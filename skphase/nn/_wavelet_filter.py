@@ -292,6 +292,12 @@ class WaveletFilter(nn.Module):
 
     def _cached(self, name, height, width, dtype, device, build):
         """The matrices ``build()`` returns (in float64), cached per input size, dtype and device."""
+        if torch.compiler.is_compiling():
+            # Built in the graph, a small share of the filtering: reading the cache instead would make
+            # the graph depend on whether it is filled, so the first compiled call, which fills it,
+            # would be compiled again at the next.
+            with torch.no_grad():
+                return tuple(m.contiguous().to(device=device, dtype=dtype) for m in build())
         key = (name, height, width, dtype, device, self.bank.data_ptr())
         if key not in self._matrix_cache:
             with torch.no_grad():
