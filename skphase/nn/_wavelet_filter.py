@@ -292,19 +292,20 @@ class WaveletFilter(nn.Module):
 
     def _cached(self, name, height, width, dtype, device, build):
         """The matrices ``build()`` returns (in float64), cached per input size, dtype and device."""
+        def built():
+            with torch.no_grad():
+                return tuple(m.contiguous().to(device=device, dtype=dtype) for m in build())
+
         if torch.compiler.is_compiling():
             # Built in the graph, a small share of the filtering: reading the cache instead would make
             # the graph depend on whether it is filled, so the first compiled call, which fills it,
             # would be compiled again at the next.
-            with torch.no_grad():
-                return tuple(m.contiguous().to(device=device, dtype=dtype) for m in build())
+            return built()
         key = (name, height, width, dtype, device, self.bank.data_ptr())
         if key not in self._matrix_cache:
-            with torch.no_grad():
-                matrices = build()
             if len(self._matrix_cache) >= 8:  # sizes and devices seen are few; bound it anyway
                 self._matrix_cache.clear()
-            self._matrix_cache[key] = tuple(m.contiguous().to(device=device, dtype=dtype) for m in matrices)
+            self._matrix_cache[key] = built()
         return self._matrix_cache[key]
 
     def _dense_matrix(self, height, width, dtype, device):
