@@ -315,8 +315,24 @@ def main():
     W = net[0].weight.detach().reshape(32, -1).double().numpy()
     panels = [("ConvRFM: eigenvectors of M", eigenfilters(rfm.M_, 8)),
               ("CNN layer 1: eigenvectors of W^T W", eigenfilters(W.T @ W, 8))]
-    fig = plt.figure(figsize=(13, 7))
-    grid = fig.add_gridspec(3, 8, height_ratios=[1, 1, 2.2])
+    seeds = f"{args.seeds} seed{'s' * (args.seeds > 1)}"
+    titles = dict(
+        star=f"Star task: 50 training, {n_test_star} test images,\n11x11 patches, NTK ({seeds})",
+        noisy=f"{noisy_name} in 42x42 noise: {args.n_noisy} training,\n{args.n_noisy_test} test images, "
+              f"{args.noisy_kernel} kernel",
+        ansatz=f"Feature ansatz: CNN on {n_cnn} Fashion-MNIST\nimages, {epochs} epoch(s) of Adam",
+    )
+    plot(args.out, panels, star, noisy, corr_trained, corr_untrained, titles)
+
+
+def plot(path, panels, star, noisy, corr_trained, corr_untrained, titles):
+    """The learned filters (two rows), star-task and noise-frame accuracies, feature-ansatz correlations.
+
+    ``star`` holds one row per seed (fixed kernel, one AGOP step), ``noisy`` the accuracy per AGOP
+    round, ``titles`` the settings of the three lower panels. Returns the figure.
+    """
+    fig = plt.figure(figsize=(13, 7.4))
+    grid = fig.add_gridspec(3, 8, height_ratios=[1, 1, 2.4])
     for row, (title, filters) in enumerate(panels):
         for k, image in enumerate(filters):
             ax = fig.add_subplot(grid[row, k])
@@ -324,33 +340,37 @@ def main():
             ax.set_xticks([])
             ax.set_yticks([])
             if k == 0:
-                ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+                ax.set_ylabel(f"{title}\n(3x3, red > 0 > blue)", rotation=0, ha="right", va="center", fontsize=9)
     ax = fig.add_subplot(grid[2, 0:3])
     spread = 100 * star.std(0, ddof=1) if len(star) > 1 else None
-    ax.bar([0, 1], 100 * star_mean, color=["0.6", "C0"], yerr=spread, capsize=4)
+    ax.bar([0, 1], 100 * star.mean(0), color=["0.6", "C0"], yerr=spread, capsize=4)
     for k in (0, 1):  # one dot per seed
         ax.plot(np.full(len(star), k), 100 * star[:, k], "k.", markersize=3)
     ax.set_xticks([0, 1], ["fixed kernel", "one AGOP step"])
     ax.set_ylabel("test accuracy (%): mean, sd, seeds")
-    ax.set_title(f"Star task, n=50 ({args.seeds} seeds)")
+    ax.set_title(titles["star"], fontsize=9)
     ax.set_ylim(40, 100)
     ax = fig.add_subplot(grid[2, 3:5])
     ax.plot(range(len(noisy)), 100 * noisy, "o-")
-    ax.set_xlabel("AGOP iteration")
-    ax.set_title(f"{noisy_name} in 42x42 noise, n={args.n_noisy}")
+    ax.set_xticks(range(len(noisy)))
+    ax.set_xlabel("AGOP iteration (0: fixed kernel)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(titles["noisy"], fontsize=9)
     ax = fig.add_subplot(grid[2, 5:8])
     names = list(corr_trained)
     positions = np.arange(len(names))
     ax.bar(positions - 0.2, [corr_untrained[n]["correlation"] for n in names], 0.4, label="untrained", color="0.6")
     ax.bar(positions + 0.2, [corr_trained[n]["correlation"] for n in names], 0.4, label="trained", color="C0")
     ax.set_xticks(positions, [f"conv {i + 1}" for i in positions])
+    ax.set_xlabel("layer")
     ax.set_ylabel("corr(W^T W, patch AGOP)")
-    ax.set_title("Feature ansatz, CNN on Fashion-MNIST")
-    ax.legend()
+    ax.set_title(titles["ansatz"], fontsize=9)
+    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.2)  # room above the bars for the legend
+    ax.legend(loc="upper center", ncol=2)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"saved {args.out}")
-
+    fig.savefig(path, dpi=110)
+    print(f"saved {path}")
+    return fig
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Learned scattering beside ResNets: the paper's Table 1 on the data at hand.
+r"""Learned scattering beside ResNets: the paper's Table 1 on the data at hand.
 
 Guth, Zarka & Mallat (ICLR 2022, Table 1) claim that iterated phase collapses reach the
 accuracy of ResNets: on CIFAR-10, LScat + skip has 7.7 % error against 8.8 % for ResNet-20,
@@ -65,7 +65,8 @@ import time
 import numpy as np
 import torch
 
-from plot_phase_collapse_vs_thresholding import CONFIGS, load, train_scattering
+from plot_phase_collapse_vs_thresholding import (CONFIGS, KIND_COLOURS, budget_text, legend_of_kinds, load,
+                                                 train_scattering)
 from plot_class_separation import plot as plot_separation
 from plot_class_separation import print_table as print_separation_table
 from skphase import ScatteringPhaseCollapse
@@ -184,7 +185,7 @@ def equal_time_budget(args, results):
 def train_fixed_scattering(dataset, data):
     X_train, y_train, X_test, y_test = data
     result = train_scattering(CONFIGS[dataset]["scattering"], X_train, y_train, X_test, y_test)
-    return dict(result, model="Scat", kind="fixed", parameters=None)
+    return dict(result, model="Scat", parameters=None)
 
 
 def summarise(results):
@@ -236,8 +237,7 @@ def print_table(rows, params):
         print(f"gap to ResNet-18: {skip['error'] - resnet18['error']:+.2f} points "
               f"({resnet18['epochs']} epochs in {resnet18['seconds']:.0f} s for ResNet-18, "
               f"{skip['epochs']} in {skip['seconds']:.0f} s for LScat+skip)")
-    print(f"budget: {params['max_iter']} epochs" + (f" or {params['max_time']:.0f} s" if params["max_time"] else "")
-          + " per network")
+    print(f"budget: {budget_text(params['max_iter'], params['max_time'])} per network")
 
 
 def _plain(value):
@@ -271,26 +271,24 @@ def separation_verdict(results):
 
 
 def plot(rows, title, path):
+    """Bar chart of every model's test error (mean and spread over seeds), coloured by kind; returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
-    colours = {"fixed": "tab:gray", "phase collapse": "tab:blue", "phase preserving": "tab:orange",
-               "ResNet": "tab:green"}
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.4))
     positions = np.arange(len(rows))
-    ax.bar(positions, [r["error"] for r in rows], color=[colours[r["kind"]] for r in rows],
+    ax.bar(positions, [r["error"] for r in rows], color=[KIND_COLOURS[r["kind"]] for r in rows],
            yerr=[r["error_sd"] for r in rows], capsize=3)
-    for i, r in enumerate(rows):
+    tops = [max(r["error"] + r["error_sd"], *r["errors"]) for r in rows]
+    for i, (r, top) in enumerate(zip(rows, tops)):
         # One dot per seed, so that the spread behind each bar is visible.
         ax.plot(np.full(len(r["errors"]), i), r["errors"], "k.", markersize=3)
-        ax.text(i, max(r["error"] + r["error_sd"], *r["errors"]), f"{r['error']:.2f}\n({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})",
-                ha="center", va="bottom", fontsize=7)
+        seeds = f"{len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)}"
+        ax.text(i, top, f"{r['error']:.2f}\n({seeds})", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(positions, [r["model"] for r in rows])
-    kinds = dict.fromkeys(r["kind"] for r in rows)
-    ax.legend(handles=[Patch(color=colours[k], label=k) for k in kinds], fontsize=8)
+    legend_of_kinds(ax, dict.fromkeys(r["kind"] for r in rows), top=max(tops))
     ax.set_ylabel("test error (%): mean, sd over seeds, dots")
     ax.set_xlabel("model")
     ax.set_title(title, fontsize=9)
@@ -298,6 +296,7 @@ def plot(rows, title, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"saved {path}")
+    return fig
 
 
 def main():
@@ -360,8 +359,8 @@ def main():
         results = [r for name in RESULT_NAMES for r in saved if r["dataset"] == args.dataset and r["model"] == name]
     rows = summarise(results)
     print_table(rows, params)
-    title = (f"{args.dataset}: test error, {params['max_iter']} epochs"
-             + (f" or {params['max_time']:.0f} s" if params["max_time"] else "") + " per network")
+    title = (f"{args.dataset}, {len(data[1])} training / {len(data[3])} test images: test error, "
+             f"{budget_text(params['max_iter'], params['max_time'])} per network")
     plot(rows, title, os.path.abspath(args.out))
     separation_rows = separation_verdict(rows)
     if separation_rows:

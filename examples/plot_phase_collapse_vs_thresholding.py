@@ -45,6 +45,31 @@ PHASE_COLLAPSING = ("modulus",)
 PHASE_PRESERVING = ("soft_threshold", "modulus_collapse", "sigmoid", "tanh")
 OTHERS = ("relu", "identity")
 
+#: Colour of each kind of model in the figures of the examples that compare them (their legend).
+KIND_COLOURS = {"fixed": "tab:gray", "phase collapse": "tab:blue", "phase preserving": "tab:orange",
+                "other": "tab:purple", "ResNet": "tab:green"}
+
+
+def kind_of(nonlinearity):
+    """The family of a learned network's non-linearity, as the table and the figure name it."""
+    if nonlinearity in PHASE_COLLAPSING:
+        return "phase collapse"
+    return "phase preserving" if nonlinearity in PHASE_PRESERVING else "other"
+
+
+def legend_of_kinds(ax, kinds, top):
+    """The colours of ``kinds`` in a legend band above bars whose labels reach ``top``."""
+    from matplotlib.patches import Patch
+
+    ax.set_ylim(0, 1.35 * top)
+    ax.legend(handles=[Patch(color=KIND_COLOURS[k], label=k) for k in kinds], loc="upper center", ncol=len(kinds),
+              fontsize=8)
+
+
+def budget_text(max_iter, max_time):
+    """The training budget of every network, as the tables and figures state it."""
+    return f"{max_iter} epoch{'s' * (max_iter != 1)}" + (f" or {max_time:.0f} s" if max_time else "")
+
 # Network and training budget per dataset: the same for every non-linearity.
 CONFIGS = {
     "digits": dict(
@@ -86,37 +111,40 @@ def load(dataset, n_train, seed, data_home=None):
 def train_network(nonlinearity, params, X_train, y_train, X_test, y_test, seed, verbose):
     model = ScatteringPhaseCollapse(nonlinearity=nonlinearity, random_state=seed, verbose=verbose, **params)
     model.fit(X_train, y_train)
-    return dict(model=nonlinearity, accuracy=model.score(X_test, y_test), seconds=model.training_time_,
-                epochs=model.n_iter_, stopped_by=model.stopped_by_)
+    return dict(model=nonlinearity, kind=kind_of(nonlinearity), accuracy=model.score(X_test, y_test),
+                seconds=model.training_time_, epochs=model.n_iter_, stopped_by=model.stopped_by_)
 
 
 def train_scattering(params, X_train, y_train, X_test, y_test):
     start = time.perf_counter()
     model = make_pipeline(ScatteringTransform(**params), StandardScaler(), LogisticRegression(max_iter=1000, C=0.1))
     model.fit(X_train, y_train)
-    return dict(model="Scat (fixed)", accuracy=model.score(X_test, y_test), seconds=time.perf_counter() - start,
-                epochs=0, stopped_by="-")
+    return dict(model="Scat (fixed)", kind="fixed", accuracy=model.score(X_test, y_test),
+                seconds=time.perf_counter() - start, epochs=0, stopped_by="-")
 
 
 def plot(results, title, path):
+    """Bar chart of the test error of every model, coloured by kind; returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {**{k: "tab:blue" for k in PHASE_COLLAPSING}, **{k: "tab:orange" for k in PHASE_PRESERVING}}
     names = [r["model"] for r in results]
     errors = [100 * (1 - r["accuracy"]) for r in results]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(names, errors, color=[colours.get(n, "tab:gray") for n in names])
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    ax.bar(names, errors, color=[KIND_COLOURS[r["kind"]] for r in results])
     for i, error in enumerate(errors):
         ax.text(i, error, f"{error:.1f}", ha="center", va="bottom", fontsize=8)
+    legend_of_kinds(ax, dict.fromkeys(r["kind"] for r in results), top=max(errors))
     ax.set_ylabel("test error (%)")
-    ax.set_title(title)
+    ax.set_xlabel("non-linearity of the learned network, or the fixed scattering baseline")
+    ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"saved {path}")
+    return fig
 
 
 def main():
@@ -129,7 +157,8 @@ def main():
     parser.add_argument("--max-time", type=float, help="wall-clock training budget per model, in seconds")
     parser.add_argument("--n-train", type=int, help="train on a stratified subset of this size")
     parser.add_argument("--no-scat", action="store_true", help="skip the fixed scattering baseline")
-    parser.add_argument("--quick", action="store_true", help="3 epochs on 500 images: a smoke run")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 epochs (unless --epochs) on 500 images (unless --n-train): a smoke run")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
@@ -144,13 +173,13 @@ def main():
 
     config = CONFIGS[args.dataset]
     params = dict(config["network"], device=args.device, precision=args.precision)
+    n_train = args.n_train
+    if args.quick:
+        params["max_iter"], n_train = 3, n_train or 500
     if args.epochs is not None:
         params["max_iter"] = args.epochs
     if args.max_time is not None:
         params["max_time"] = args.max_time
-    n_train = args.n_train
-    if args.quick:
-        params["max_iter"], n_train = 3, n_train or 500
     X_train, y_train, X_test, y_test = load(args.dataset, n_train, args.seed, args.data_home)
     print(f"{args.dataset}: {len(y_train)} training and {len(y_test)} test images of shape {X_train.shape[1:]}")
     print(f"network: {params}  ({args.threads} torch thread(s))\n")
@@ -167,9 +196,7 @@ def main():
 
     print(f"\n{'model':<18}{'kind':<18}{'test acc (%)':>13}{'train time (s)':>16}{'epochs':>8}")
     for r in results:
-        kind = ("phase collapse" if r["model"] in PHASE_COLLAPSING else
-                "phase preserving" if r["model"] in PHASE_PRESERVING else "baseline" if r["epochs"] == 0 else "other")
-        print(f"{r['model']:<18}{kind:<18}{100 * r['accuracy']:>13.2f}{r['seconds']:>16.0f}{r['epochs']:>8}")
+        print(f"{r['model']:<18}{r['kind']:<18}{100 * r['accuracy']:>13.2f}{r['seconds']:>16.0f}{r['epochs']:>8}")
     by_name = {r["model"]: r["accuracy"] for r in results}
     preserving = [n for n in PHASE_PRESERVING if n in by_name]
     if "modulus" in by_name and preserving:
@@ -178,7 +205,9 @@ def main():
         print(f"\nmodulus beats every phase-preserving non-linearity: {verdict} "
               f"(modulus {100 * by_name['modulus']:.2f} % vs best phase-preserving {best} "
               f"{100 * by_name[best]:.2f} %)")
-    title = f"Learned scattering on {args.dataset}: test error by non-linearity"
+    title = (f"Learned scattering on {args.dataset}: test error by non-linearity\n"
+             f"{len(y_train)} training / {len(y_test)} test images, "
+             f"{budget_text(params['max_iter'], params.get('max_time'))} per network, seed {args.seed}")
     plot(results, title, os.path.abspath(args.out))
 
 

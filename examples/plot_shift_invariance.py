@@ -38,7 +38,9 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from skphase.datasets import load_fashion_mnist  # noqa: E402
 from skphase.estimators import DTCWPTFeatures  # noqa: E402
 from skphase.filters import dtcwpt_packet_info  # noqa: E402
-from skphase.metrics import dtcwpt_gamma, gamma_q, maxpool_modulus_error, mean_flip_rate, shift_sensitivity  # noqa: E402
+from skphase.metrics import (  # noqa: E402
+    dtcwpt_gamma, gamma_q, maxpool_modulus_error, mean_flip_rate, shift_sensitivity,
+)
 from skphase.nn import DTCWPT2d  # noqa: E402
 
 NATURAL = ["camera", "astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "brick", "grass",
@@ -110,7 +112,11 @@ def fashion_study(n_train, n_test, J):
     return rows
 
 
-def plot(info, error, nominal, weighted, rho, m, J, out):
+def plot(info, error, nominal, weighted, rho, m, J, out, images):
+    """The predictor gamma_1, the measured error per channel, and the two against each other; returns the figure.
+
+    ``images`` says which images the error was measured on (printed under the title).
+    """
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     grid = np.linspace(-np.pi, np.pi, 241)
     wx, wy = np.meshgrid(grid, grid, indexing="xy")
@@ -129,10 +135,11 @@ def plot(info, error, nominal, weighted, rho, m, J, out):
     axes[2].set(title=f"error vs band-averaged gamma_1\n(Spearman {rho:+.2f} over band-pass channels)",
                 xlabel="predicted gamma_1", ylabel="measured sqrt(normalised error)")
     axes[2].legend()
-    fig.suptitle(f"DT-CWPT J={J}: max pooling approximates the modulus except where gamma_1 is large")
+    fig.suptitle(f"DT-CWPT J={J}: max pooling approximates the modulus except where gamma_1 is large\n{images}")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"\nsaved {out}")
+    return fig
 
 
 def main():
@@ -145,7 +152,8 @@ def main():
     X = natural_crops(NATURAL, 128, max_per_image=6 if args.quick else None)
     info, error, nominal, weighted, rho, m = frequency_study(X, args.J)
     fashion_study(*((2000, 1000) if args.quick else (6000, 2000)), J=2)
-    plot(info, error, nominal, weighted, rho, m, args.J, args.out)
+    images = f"error measured on {len(X)} grey {X.shape[-1]}x{X.shape[-1]} crops of scikit-image's photos"
+    plot(info, error, nominal, weighted, rho, m, args.J, args.out, images)
 
 
 if __name__ == "__main__":
