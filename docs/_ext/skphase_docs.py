@@ -49,7 +49,7 @@ def reset_argv(gallery_conf, script_vars):
 
 def _with_title(source):
     """``source`` with the first line of its module docstring as a title (underlined, no final stop)."""
-    match = re.match(r'(\s*(?:#[^\n]*\n\s*)*)("""|\'\'\')([^\n]+)\n(?!\s*[=\-~^"#*+]{3,}\s*\n)', source)
+    match = re.match(r'(\s*(?:#[^\n]*\n\s*)*)([rR]?"""|[rR]?\'\'\')([^\n]+)\n(?!\s*[=\-~^"#*+]{3,}\s*\n)', source)
     if match is None:
         return source
     prefix, quotes, title = match.group(1), match.group(2), match.group(3).strip().rstrip(".")
