@@ -85,10 +85,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of the torch path (best kept)")
     parser.add_argument("--scipy-repeats", type=int, default=2, help="timed runs of the scipy loop (best kept)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--quick", action="store_true", help="1,000 images")
+    parser.add_argument("--quick", action="store_true", help="1,000 images (unless --n-images)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(n_images=1_000)
     args = parser.parse_args()
-    if args.quick:
-        args.n_images = 1_000
     torch.set_num_threads(args.threads)
     cutoff = 3
     temperature = temperature_from_displacement(1.0, args.size, cutoff)
