@@ -332,3 +332,13 @@ def test_fixed_bandwidth_on_huge_values_names_the_cause(digits_images):
     X, y = digits_images
     with pytest.raises(ValueError, match="bandwidth='auto' or rescale the images"):
         ConvRFM(n_iter=1, bandwidth=10.0, device="cpu", random_state=0).fit(X[:100] * 1e4, y[:100])
+
+
+def test_staged_score_weighs_images_like_score(digits_images):
+    X, y = digits_images
+    clf = ConvRFM(n_iter=1, validation_fraction=0, device="cpu").fit(X[:60], y[:60])
+    weights = np.linspace(0.1, 1.0, 40)
+    staged = clf.staged_score(X[60:100], y[60:100], sample_weight=weights)
+    assert staged[-1] == pytest.approx(clf.score(X[60:100], y[60:100], sample_weight=weights))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        clf.staged_score(X[60:100], y[60:100], sample_weight=np.ones(5))

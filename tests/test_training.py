@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from skphase.nn import TrainingInterrupted, train_classifier
+from skphase.nn import TrainingInterrupted, evaluate_accuracy, train_classifier
 from skphase.nn import _training
 from skphase.nn._optimizers import make_optimizer
 from skphase.nn._schedules import budget_spent, make_schedule
@@ -295,3 +295,17 @@ def test_schedule_every_batch_matches_torch_cosine_annealing(monkeypatch):
     np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="schedule_every"):
         train_classifier(tiny_module(), X, y, max_iter=1, schedule_every="step")
+
+
+def test_evaluate_accuracy_reads_any_label_sequence_and_checks_its_length():
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    images = torch.randn(10, 1, 2, 2)
+    source = as_image_source(images)
+    with torch.no_grad():
+        predicted = module(images).argmax(1)
+    expected = float((predicted == 0).float().mean())
+    for labels in ([0] * 10, np.zeros(10, dtype=np.int64), torch.zeros(10, dtype=torch.int64)):
+        assert evaluate_accuracy(module, source, labels, batch_size=4) == pytest.approx(expected)
+    for n_labels in (7, 12):  # too few, or too many to be noticed by slicing
+        with pytest.raises(ValueError, match=f"10 images but {n_labels} labels"):
+            evaluate_accuracy(module, source, np.zeros(n_labels, dtype=np.int64), batch_size=4)

@@ -8,6 +8,8 @@ directions matter (the patch AGOP) removes it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
@@ -273,11 +275,14 @@ def make_noisy_frame_task(
     """
     X = check_images(images, name="images")
     n, n_channels, height, width = X.shape
-    frame_h, frame_w = (frame_size, frame_size) if is_integer(frame_size) else tuple(int(s) for s in frame_size)
+    sizes: Any = (frame_size, frame_size) if is_integer(frame_size) else frame_size
+    frame_h, frame_w = (int(size) for size in sizes)
     if frame_h < height or frame_w < width:
         raise ValueError(f"frame_size={(frame_h, frame_w)} is smaller than the images {(height, width)}; "
                          "use a frame at least as large as the images.")
     noise_std = check_finite_number(noise_std, "noise_std", minimum=0)
+    row_range: Any
+    col_range: Any
     if isinstance(corner_range, str):
         if corner_range != "paper":
             raise ValueError(f"corner_range must be 'paper', None or ((row_min, row_max), (col_min, col_max)), "

@@ -27,7 +27,7 @@ class ImageEstimatorMixin:
     """Image validation, device resolution and CPU-safe pickling for torch-backed estimators."""
 
     #: Fitted attributes left out of pickles; a subclass rebuilds them in ``__setstate__``.
-    _transient_attributes = ()
+    _transient_attributes: tuple[str, ...] = ()
 
     # scikit-learn's HTML repr (Jupyter) links an estimator to its documentation page: every
     # estimator is public at the top level, so its API page is ``skphase.<Name>`` (docs/api/index.rst).

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.metrics import r2_score
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
@@ -204,8 +204,7 @@ class ConvRFM(ClassifierMixin, _BaseConvRFM):
         ndarray of shape ``(n_iter_ + 1,)``
             The accuracy of each iteration's model, the fixed kernel first.
         """
-        y = np.asarray(y)
-        return np.asarray([float(np.average(self._labels(outputs) == y, weights=sample_weight))
+        return np.asarray([float(accuracy_score(y, self._labels(outputs), sample_weight=sample_weight))
                            for outputs in self._staged_outputs(X)])
 
 

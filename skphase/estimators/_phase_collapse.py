@@ -264,6 +264,8 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
     True
     """
 
+    classes_: np.ndarray  # set by fit
+
     _parameter_constraints = {
         "widths": [Interval(numbers.Integral, 1, None, closed="left"), "array-like"],
         "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -491,7 +493,9 @@ class ScatteringPhaseCollapse(ImageEstimatorMixin, ClassifierMixin, TransformerM
                 generator=generator,
             )
             self._fitted_architecture = self._architecture(block_channels)
-            self.n_iter_, self.loss_curve_, self.validation_scores_ = 0, [], []
+            self.n_iter_ = 0
+            self.loss_curve_: list[float] = []
+            self.validation_scores_: list[float] = []
             self._optimizer_state = None
         self.module_.to(device)
         self.module_.memory_efficient = self.memory_efficient  # warm starts follow the parameter too

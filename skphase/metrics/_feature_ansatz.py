@@ -186,7 +186,7 @@ def nfa_correlation(
     convs = _conv_layers(model, layers)
     probe = ModelProbe(model, X, device=device, layers=convs)
     images = probe.images
-    agops = {name: None for name in convs}
+    agops: dict[str, torch.Tensor | None] = {name: None for name in convs}
     with probe, probe.capture(capture=_patch_inputs, detach=False) as patches, torch.enable_grad():
         for batch in iter_batches(images.shape[0], batch_size):
             x = images[batch]
@@ -200,14 +200,16 @@ def nfa_correlation(
                         continue
                     flat = grad.reshape(-1, grad.shape[-1]).double()
                     update = flat.T @ flat
-                    agops[name] = update if agops[name] is None else agops[name] + update
+                    total = agops[name]
+                    agops[name] = update if total is None else total + update
     result = {}
     for name, conv in convs.items():
-        if agops[name] is None or not agops[name].abs().max() > 0:
+        agop = agops[name]
+        if agop is None or not agop.abs().max() > 0:
             # No gradient path, or a path whose gradient vanishes everywhere (e.g. zero weights after it).
             raise ValueError(f"The output of {type(model).__name__} does not depend on layer {name!r} "
                              "on these images (its patch AGOP is zero); a correlation with it is undefined.")
-        G = agops[name].cpu() / images.shape[0]
+        G = agop.cpu() / images.shape[0]
         W = conv.weight.detach().reshape(conv.out_channels, -1).double().cpu()
         cov = W.T @ W
         entry = {"correlation": pearson_matrix_correlation(cov, G),

@@ -293,8 +293,8 @@ class LayerCapture:
         self.layers = resolve_layers(module, layers)
         self.capture = capture
         self.detach = detach
-        self.outputs = {}
-        self._handles = []
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def _hook(self, name):
         def hook(layer, args, output):

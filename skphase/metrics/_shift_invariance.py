@@ -99,7 +99,7 @@ def shift_images(X: torch.Tensor, shift: tuple[float, float], *, mode: str = "ci
         device=X.device,
     )
     flat = X.reshape((-1, 1) + X.shape[-2:]) if X.ndim != 4 else X
-    grid = F.affine_grid(theta.expand(flat.shape[0], 2, 3), flat.shape, align_corners=True)
+    grid = F.affine_grid(theta.expand(flat.shape[0], 2, 3), list(flat.shape), align_corners=True)
     out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return out.reshape(X.shape)
 
@@ -268,7 +268,7 @@ def maxpool_modulus_error(
     """
     images = check_images(X, dtype=input_dtype(X))
     dev = resolve_device(device)
-    error = norm = 0.0
+    error = norm = torch.zeros((), dtype=torch.float64)  # per channel after the first batch
     for batch in iter_batches(images.shape[0], batch_size):
         x = images[batch].to(dev)
         modulus = dtcwpt_pool(x, J, "modulus")

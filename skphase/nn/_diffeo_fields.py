@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from typing import Any
 
 import torch
 
@@ -280,7 +281,8 @@ def sample_displacement(
     >>> tuple(tau.shape), float(tau[..., 0, :].abs().max())  # zero on the border
     ((8, 2, 32, 32), 0.0)
     """
-    height, width = (image_size, image_size) if isinstance(image_size, numbers.Integral) else image_size
+    sizes: Any = (image_size, image_size) if isinstance(image_size, numbers.Integral) else image_size
+    height, width = sizes
     if min(height, width) < 3:
         raise min_image_size_error((height, width), (3, 3), "a displacement field vanishing on the border")
     temperature = _resolve_temperature(temperature, displacement, width, cutoff)

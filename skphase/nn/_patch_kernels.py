@@ -33,7 +33,9 @@ correlation reuse it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +78,7 @@ def _pair(value, name):
 
 
 def patch_grid_shape(
-    image_hw: tuple[int, int],
+    image_hw: Sequence[int],
     patch_size: int | tuple[int, int],
     *,
     stride: int | tuple[int, int] = 1,
@@ -251,6 +253,16 @@ def extract_patches(
     columns = F.unfold(X, _pair(patch_size, "patch_size"), padding=_pair(padding, "padding"),
                        stride=_pair(stride, "stride"))
     return columns.transpose(1, 2)
+
+
+@overload
+def psd_power(M: torch.Tensor, power: float, *, return_eigenvalues: Literal[False] = ...) -> torch.Tensor: ...
+
+
+@overload
+def psd_power(
+    M: torch.Tensor, power: float, *, return_eigenvalues: Literal[True]
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def psd_power(
@@ -547,10 +559,10 @@ class PatchKernel:
             ``K(x_i, z_j)``, in the dtype and on the device of ``A``.
         """
         symmetric = B is None
-        B = A if symmetric else B
-        n_pos, n, m = A.shape[0], A.shape[1], B.shape[1]
-        if B.shape[0] != n_pos or B.shape[2] != A.shape[2]:
-            raise ValueError(f"Patch tensors disagree: {tuple(A.shape)} vs {tuple(B.shape)}.")
+        columns = A if B is None else B
+        n_pos, n, m = A.shape[0], A.shape[1], columns.shape[1]
+        if columns.shape[0] != n_pos or columns.shape[2] != A.shape[2]:
+            raise ValueError(f"Patch tensors disagree: {tuple(A.shape)} vs {tuple(columns.shape)}.")
         if self.grid is not None and self.grid[0] * self.grid[1] != n_pos:
             raise ValueError(f"The patches have {n_pos} positions but the kernel's grid {self.grid} has "
                              f"{self.grid[0] * self.grid[1]}.")
@@ -571,9 +583,10 @@ class PatchKernel:
                 if symmetric and j < i:
                     continue
                 if self.kernel == "ntk":
-                    block = ntk_block(A[:, rows], B[:, cols], grids, self.patch_size, self.ntk_padding)
+                    block = ntk_block(A[:, rows], columns[:, cols], grids, self.patch_size, self.ntk_padding)
                 else:
-                    block = _radial_kernel_block(A[:, rows], B[:, cols], self.kernel, self.bandwidth, batch_size)
+                    block = _radial_kernel_block(A[:, rows], columns[:, cols], self.kernel, self.bandwidth,
+                                                 batch_size)
                 out[rows, cols] = block
                 if symmetric and j > i:
                     out[cols, rows] = block.T

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import torch
 from torch import nn
@@ -122,7 +123,14 @@ class PhaseCollapseNet(nn.Module):
     @memory_efficient.setter
     def memory_efficient(self, value: bool):
         for block in self.blocks:
-            block.memory_efficient = bool(value)
+            # setattr: iterating a ModuleList gives nn.Module, whose typed attributes are tensors and modules.
+            setattr(block, "memory_efficient", bool(value))
+
+    @overload
+    def features(self, images: torch.Tensor, *, all_blocks: Literal[False] = ...) -> torch.Tensor: ...
+
+    @overload
+    def features(self, images: torch.Tensor, *, all_blocks: Literal[True]) -> list[torch.Tensor]: ...
 
     def features(
         self,

@@ -21,6 +21,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ __all__ = ["saved_as_recomputation", "saved_views_as_recomputation", "will_be_re
 class _Recipe:
     """What autograd keeps in place of a saved tensor: the call that rebuilds it, and what it reads."""
 
-    def __init__(self, recompute: Callable[[], torch.Tensor], reads: Sequence[torch.Tensor]):
+    def __init__(self, recompute: Callable[[], Any], reads: Sequence[torch.Tensor]):
         self.recompute = recompute
         self.reads = tuple(reads)
         self.versions = tuple(tensor._version for tensor in self.reads)
@@ -41,7 +42,7 @@ class _Recipe:
         self.device_type = self.reads[0].device.type if self.reads else "cpu"
         self.autocast_dtype = active_autocast_dtype(self.device_type)
 
-    def __call__(self) -> torch.Tensor:
+    def __call__(self) -> Any:
         # Autograd refuses a saved tensor modified in place since the forward; a recipe reading
         # one would rebuild a different tensor, so it refuses too.
         if any(tensor._version != version for tensor, version in zip(self.reads, self.versions)):
@@ -65,9 +66,9 @@ class _SharedRecipe(_Recipe):
     them have run, and the copy with them.
     """
 
-    def __init__(self, recompute, reads):
+    def __init__(self, recompute: Callable[[], Any], reads: Sequence[torch.Tensor]) -> None:
         super().__init__(recompute, reads)
-        self.rebuilt = None
+        self.rebuilt: tuple[torch.Tensor, ...] | None = None
 
     def __call__(self) -> tuple[torch.Tensor, ...]:
         if self.rebuilt is None:
@@ -115,9 +116,9 @@ def _unpack(packed):
 @contextlib.contextmanager
 def _registered(entries: dict) -> Iterator[None]:
     """Within the block, the pack hook looks ``entries`` up (signatures or memories to what autograd keeps)."""
-    recipes = getattr(_state, "recipes", None)
+    recipes: dict | None = getattr(_state, "recipes", None)
     outermost = recipes is None
-    if outermost:
+    if recipes is None:
         recipes = _state.recipes = {}
     # Autograd keeps the hooks with every tensor saved here: they hold the tensors' signatures, not
     # the tensors, or they would keep alive what they are meant to free.

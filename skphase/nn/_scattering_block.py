@@ -161,6 +161,7 @@ class ScatteringBlock(nn.Module):
         # The projection keeps its input rows for its backward; autograd keeps how to rebuild them
         # from the filtering's output instead, which the non-linearity's backward reads anyway, or,
         # memory efficient, keeps neither but how to filter the block's input again, once for both.
+        filtering: contextlib.AbstractContextManager
         if self.memory_efficient:
             filtering = saved_views_as_recomputation((re, im), lambda: self.wavelets(x), (x,))
         else:

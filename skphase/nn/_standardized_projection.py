@@ -67,6 +67,9 @@ class ComplexStandardization(nn.Module):
     (torch.Size([5]), torch.Size([3]))
     """
 
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
     def __init__(self, n_complex: int, n_real: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         self.eps, self.momentum = eps, momentum

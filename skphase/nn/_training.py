@@ -90,11 +90,11 @@ class TrainingResult:
     n_batches: int = 0
     batches_per_epoch: int = 0
     best_loss: float = float("inf")
-    best_validation_score: float = None
+    best_validation_score: float | None = None
     stopped_by: str = "max_iter"
     elapsed: float = 0.0
     recalibration_time: float = 0.0
-    optimizer_state: dict = None
+    optimizer_state: dict | None = None
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -274,7 +274,7 @@ def evaluate_accuracy(
     source : ImageSource
         The images (see :func:`skphase.utils.as_image_source`).
     labels : torch.Tensor or array-like of int
-        The true class of each image.
+        The true class of each image, one per image.
     batch_size : int
         Images per forward pass.
     device : torch.device or str, default="cpu"
@@ -302,13 +302,14 @@ def evaluate_accuracy(
     >>> 0.0 <= accuracy <= 1.0
     True
     """
+    true_labels = _as_labels(labels, source.n_samples, "labels")
     was_training = module.training
     module.eval()
     correct = 0
     for index, images in source.batches(batch_size):
         with autocast(device, precision):
             logits = module(images.to(device, non_blocking=True))
-        correct += (logits.argmax(1).cpu() == labels[index]).sum().item()
+        correct += (logits.argmax(1).cpu() == true_labels[index]).sum().item()
     module.train(was_training)
     return correct / source.n_samples
 
@@ -488,7 +489,7 @@ def train_classifier(
     scaler = torch.amp.GradScaler("cuda") if precision == "float16" else None
     best = BestState(module, tol=tol, n_iter_no_change=n_iter_no_change)
     forward = torch.compile(module, dynamic=False) if compile else module
-    callbacks = CallbackList(callbacks)
+    callback_list = CallbackList(callbacks)
     n_batches = -(-len(_drop_lone_last(range(source.n_samples), batch_size)) // batch_size)
     result = TrainingResult(batches_per_epoch=n_batches)
     start = time.perf_counter()
@@ -508,7 +509,7 @@ def train_classifier(
         return before_batch
 
     try:
-        callbacks.train_begin(owner)
+        callback_list.train_begin(owner)
         for epoch in range(max_iter):
             epoch_start = time.perf_counter()
             lr = base_lr * factor(budget_spent(epoch, max_iter, epoch_start - start, max_time))
@@ -541,7 +542,7 @@ def train_classifier(
             info = EpochInfo(epoch=epochs_done + epoch + 1, loss=loss, validation_score=score, learning_rate=lr,
                              epoch_time=now - epoch_start, elapsed=now - start, is_best=is_best, module=module,
                              optimizer=opt)
-            if callbacks.epoch_end(owner, info):
+            if callback_list.epoch_end(owner, info):
                 result.stopped_by = "callback"
                 break
             if best.should_stop:
@@ -570,7 +571,7 @@ def train_classifier(
         module.eval()
         result.elapsed = time.perf_counter() - start
         result.recalibration_time = result.elapsed - (loop_end - start)
-    callbacks.train_end(owner, result)
+    callback_list.train_end(owner, result)
     return result
 
 

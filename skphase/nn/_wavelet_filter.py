@@ -147,6 +147,8 @@ class WaveletFilter(nn.Module):
     #: separable path, whose products are as thin as the channels, is not used.
     MIN_BATCHED_CHANNELS = 8
 
+    bank: torch.Tensor
+
     def __init__(self, L: int, kind: str = "standard", complex_input: bool = True):
         super().__init__()
         filters, subsample = block_filter_bank(L, kind)
@@ -160,7 +162,7 @@ class WaveletFilter(nn.Module):
         self.L = L
         self.stride = 2 if subsample else 1
         self.complex_input = complex_input
-        self._matrix_cache = {}
+        self._matrix_cache: dict = {}
 
     def __getstate__(self):
         # The matrices are derived from ``bank``: rebuilt on demand, never pickled.
