@@ -372,5 +372,6 @@ def plot(path, panels, star, noisy, corr_trained, corr_untrained, titles):
     print(f"saved {path}")
     return fig
 
+
 if __name__ == "__main__":
     main()

@@ -65,7 +65,7 @@ import time
 import numpy as np
 import torch
 
-from plot_phase_collapse_vs_thresholding import (CONFIGS, KIND_COLOURS, budget_text, legend_of_kinds, load,
+from plot_phase_collapse_vs_thresholding import (CONFIGS, KIND_COLOURS, budget_text, kind_of, legend_of_kinds, load,
                                                  train_scattering)
 from plot_class_separation import plot as plot_separation
 from plot_class_separation import print_table as print_separation_table
@@ -76,11 +76,11 @@ from skphase.utils import make_generator, resolve_device, retain_freed_memory
 from skphase.utils._progress import epoch_progress
 from skphase.utils._sources import as_image_source
 
-#: name -> (kind, ScatteringPhaseCollapse parameters); ResNets and Scat are built apart.
+#: name -> ScatteringPhaseCollapse parameters; ResNets and Scat are built apart.
 SCATTERING_MODELS = {
-    "LScat": ("phase collapse", dict(variant="lscat", nonlinearity="modulus")),
-    "LScat+skip": ("phase collapse", dict(variant="lscat+skip", nonlinearity="modulus")),
-    "LScat+skip soft-threshold": ("phase preserving", dict(variant="lscat+skip", nonlinearity="soft_threshold")),
+    "LScat": dict(variant="lscat", nonlinearity="modulus"),
+    "LScat+skip": dict(variant="lscat+skip", nonlinearity="modulus"),
+    "LScat+skip soft-threshold": dict(variant="lscat+skip", nonlinearity="soft_threshold"),
 }
 RESNETS = {"ResNet-20": resnet20, "ResNet-18": resnet18}
 MODELS = ("Scat", *SCATTERING_MODELS, *RESNETS)
@@ -120,12 +120,13 @@ def load_data(dataset, args):
 
 def train_learned_scattering(name, params, data, args):
     X_train, y_train, X_test, y_test = data
-    kind, model_params = SCATTERING_MODELS[name]
+    model_params = SCATTERING_MODELS[name]
     model = ScatteringPhaseCollapse(**params, **model_params, device=args.device, random_state=args.seed,
                                     verbose=args.verbose, precision=args.precision, compile=args.compile)
     model.fit(X_train, y_train)
-    result = dict(model=name, kind=kind, accuracy=model.score(X_test, y_test), seconds=model.training_time_,
-                  loop_seconds=model.training_time_ - model.recalibration_time_, epochs=model.n_iter_,
+    result = dict(model=name, kind=kind_of(model_params["nonlinearity"]), accuracy=model.score(X_test, y_test),
+                  seconds=model.training_time_, loop_seconds=model.training_time_ - model.recalibration_time_,
+                  epochs=model.n_iter_,
                   parameters=sum(p.numel() for p in model.module_.parameters()))
     if args.separation:
         rows = layerwise_class_separation(model, X_train, y_train, X_test=X_test, y_test=y_test,
